@@ -1,0 +1,222 @@
+package alerts
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// FormatGeneric is the warren webhook body described in DESIGN.md.
+const FormatGeneric = "generic"
+
+// DefaultWebhookTimeout bounds one delivery attempt when WebhookConfig.Timeout is zero.
+const DefaultWebhookTimeout = 10 * time.Second
+
+// Header names of the generic webhook.
+const (
+	HeaderSignature = "X-Warren-Signature"
+	HeaderDelivery  = "X-Warren-Delivery"
+)
+
+// userAgent identifies warren to receivers.
+const userAgent = "warren"
+
+// Notifier delivers one notification to one receiver. retry reports whether
+// a failed attempt may succeed later (5xx, timeout, connection error) or
+// must be given up (4xx, a body the receiver refuses).
+type Notifier interface {
+	Notify(ctx context.Context, n Notification) (retry bool, err error)
+}
+
+// NewNotifier returns the notifier for cfg's format. client may be nil; the
+// notifier never follows redirects, so a signed body is only ever sent to the
+// configured URL.
+func NewNotifier(cfg WebhookConfig, client *http.Client) (Notifier, error) {
+	if errs := webhookFieldErrors(cfg); len(errs) > 0 {
+		for i, err := range errs {
+			errs[i] = fmt.Errorf("webhook %q: %w", cfg.Name, err)
+		}
+		return nil, errors.Join(errs...)
+	}
+	switch cfg.Format {
+	case FormatGeneric, "":
+		return newGenericNotifier(cfg, client), nil
+	default:
+		return nil, fmt.Errorf("webhook %q: format %q is not supported", cfg.Name, cfg.Format)
+	}
+}
+
+// Signature returns the X-Warren-Signature value of body: "sha256=" and the
+// hex HMAC-SHA256 of the raw body keyed with secret.
+func Signature(secret string, body []byte) string {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// GenericPayload is the body of a generic webhook.
+type GenericPayload struct {
+	Version string `json:"version"`
+	Status  string `json:"status"`
+	Alert   Alert  `json:"alert"`
+}
+
+// genericNotifier posts GenericPayload bodies.
+type genericNotifier struct {
+	cfg    WebhookConfig
+	client *http.Client
+	// target is the URL as it may appear in errors and logs.
+	target string
+}
+
+func newGenericNotifier(cfg WebhookConfig, client *http.Client) *genericNotifier {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultWebhookTimeout
+	}
+	var c http.Client
+	if client != nil {
+		c = *client
+	}
+	// A redirect would re-send a signed body somewhere the operator did not
+	// configure; the 3xx is reported instead.
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &genericNotifier{cfg: cfg, client: &c, target: RedactURL(cfg.URL)}
+}
+
+// Notify posts n once, bounded by the webhook's timeout.
+func (g *genericNotifier) Notify(ctx context.Context, n Notification) (bool, error) {
+	body, err := json.Marshal(GenericPayload{Version: "1", Status: n.Status, Alert: n.Alert})
+	if err != nil {
+		return false, fmt.Errorf("encoding notification %s for webhook %q: %w", n.DeliveryID, g.cfg.Name, err)
+	}
+	attemptCtx, cancel := context.WithTimeoutCause(ctx, g.cfg.Timeout,
+		fmt.Errorf("no response within %s", g.cfg.Timeout))
+	defer cancel()
+
+	req, err := http.NewRequestWithContext(attemptCtx, http.MethodPost, g.cfg.URL, bytes.NewReader(body))
+	if err != nil {
+		// The URL was validated, so this is unexpected; url errors would echo it.
+		return false, g.errorf(n, "building request: %s", g.scrub(err.Error()))
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set(HeaderDelivery, n.DeliveryID)
+	if g.cfg.Secret != "" {
+		req.Header.Set(HeaderSignature, Signature(g.cfg.Secret, body))
+	}
+
+	resp, err := g.client.Do(req)
+	if err != nil {
+		return true, g.transportError(ctx, attemptCtx, n, err)
+	}
+	defer func() {
+		// Drain a little so the connection can be reused, but never read an
+		// endless body.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		_ = resp.Body.Close()
+	}()
+
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return false, nil
+	}
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+	err = g.errorf(n, "receiver answered %s%s", resp.Status, bodySnippet(g.scrub(string(snippet))))
+	switch {
+	case resp.StatusCode >= 500,
+		resp.StatusCode == http.StatusRequestTimeout,
+		resp.StatusCode == http.StatusTooManyRequests:
+		// The receiver is overloaded or broken for now; the same body may be
+		// accepted later.
+		return true, err
+	default:
+		// 3xx and other 4xx: the receiver refuses this request and will keep
+		// refusing it.
+		return false, err
+	}
+}
+
+// transportError describes a failed round trip without the URL's secrets:
+// *url.Error prints the full URL, query included, so only its cause is kept.
+func (g *genericNotifier) transportError(parent, attemptCtx context.Context, n Notification, err error) error {
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		err = uerr.Err
+	}
+	if parent.Err() == nil && attemptCtx.Err() != nil {
+		// Our own per-attempt deadline, not shutdown: say so plainly.
+		cause := context.Cause(attemptCtx)
+		return &notifyError{msg: g.scrub(fmt.Sprintf("webhook %q at %s: delivery %s: %v", g.cfg.Name, g.target, n.DeliveryID, cause)), err: cause}
+	}
+	return &notifyError{msg: g.scrub(fmt.Sprintf("webhook %q at %s: delivery %s: %v", g.cfg.Name, g.target, n.DeliveryID, err)), err: err}
+}
+
+func (g *genericNotifier) errorf(n Notification, format string, args ...any) error {
+	msg := fmt.Sprintf("webhook %q at %s: delivery %s: ", g.cfg.Name, g.target, n.DeliveryID) + fmt.Sprintf(format, args...)
+	return &notifyError{msg: g.scrub(msg)}
+}
+
+// scrub removes anything secret that a lower layer might have echoed: the
+// signing key, the raw URL, its password and its query string.
+func (g *genericNotifier) scrub(s string) string {
+	return scrubSecrets(s, g.cfg)
+}
+
+func scrubSecrets(s string, cfg WebhookConfig) string {
+	var secrets []string
+	if cfg.Secret != "" {
+		secrets = append(secrets, cfg.Secret)
+	}
+	if u, err := url.Parse(cfg.URL); err == nil {
+		if cfg.URL != RedactURL(cfg.URL) {
+			secrets = append(secrets, cfg.URL)
+		}
+		if p, ok := u.User.Password(); ok && p != "" {
+			secrets = append(secrets, p)
+		}
+		if u.RawQuery != "" {
+			secrets = append(secrets, u.RawQuery)
+		}
+	}
+	for _, sec := range secrets {
+		s = strings.ReplaceAll(s, sec, "***")
+	}
+	return s
+}
+
+func bodySnippet(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return ""
+	}
+	return ": " + strings.ToValidUTF8(s, "?")
+}
+
+// notifyError carries a message already free of secrets; Unwrap exposes the
+// cause (never a *url.Error, which would print the full URL).
+type notifyError struct {
+	msg string
+	err error
+}
+
+func (e *notifyError) Error() string { return e.msg }
+func (e *notifyError) Unwrap() error { return e.err }
+
+// RedactURL returns raw as scheme://host/path, dropping userinfo, query and
+// fragment, which commonly carry tokens. Unparseable input gives "<invalid url>".
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return "<invalid url>"
+	}
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}).String()
+}

@@ -1,0 +1,59 @@
+package alerts
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+)
+
+// ValidateWebhooks checks the alerts.webhooks configuration: every webhook
+// has a unique name, an absolute http(s) URL, a known format (empty means
+// generic) and a non-negative timeout. Each problem names the webhook and the
+// key; the URL and secret are never echoed since they may hold credentials.
+func ValidateWebhooks(webhooks []WebhookConfig) error {
+	var errs []error
+	seen := make(map[string]int, len(webhooks))
+	for i, w := range webhooks {
+		where := fmt.Sprintf("alerts.webhooks[%d]", i)
+		if w.Name != "" {
+			where += fmt.Sprintf(" (%q)", w.Name)
+		}
+		if w.Name == "" {
+			errs = append(errs, fmt.Errorf("%s.name: is required", where))
+		} else if j, dup := seen[w.Name]; dup {
+			errs = append(errs, fmt.Errorf("%s.name: duplicates alerts.webhooks[%d]; names must be unique", where, j))
+		} else {
+			seen[w.Name] = i
+		}
+		for _, err := range webhookFieldErrors(w) {
+			errs = append(errs, fmt.Errorf("%s.%w", where, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// webhookFieldErrors checks one webhook's url, format and timeout; each error
+// starts with the offending key so callers can prefix the webhook's path.
+func webhookFieldErrors(w WebhookConfig) []error {
+	var errs []error
+	u, err := url.Parse(w.URL)
+	switch {
+	case w.URL == "":
+		errs = append(errs, errors.New("url: is required"))
+	case err != nil:
+		errs = append(errs, errors.New("url: is not a valid URL"))
+	case u.Scheme != "http" && u.Scheme != "https":
+		errs = append(errs, errors.New("url: must be an absolute http:// or https:// URL"))
+	case u.Host == "":
+		errs = append(errs, errors.New("url: has no host"))
+	}
+	switch w.Format {
+	case "", FormatGeneric:
+	default:
+		errs = append(errs, fmt.Errorf("format: %q is not supported (supported: %s)", w.Format, FormatGeneric))
+	}
+	if w.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("timeout: must not be negative, got %s", w.Timeout))
+	}
+	return errs
+}

@@ -1,0 +1,470 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"go.yaml.in/yaml/v3"
+)
+
+// config is the YAML file, snake_case, every key optional. The layout is the
+// public surface described in DESIGN.md; extend it, never rename a key.
+type config struct {
+	Listen      string            `yaml:"listen"`
+	AMQPURL     string            `yaml:"amqp_url"`
+	Management  managementConfig  `yaml:"management"`
+	Store       storeConfig       `yaml:"store"`
+	Health      healthConfig      `yaml:"health"`
+	Performance performanceConfig `yaml:"performance"`
+	Connection  connectionConfig  `yaml:"connection"`
+	Consumers   []consumerConfig  `yaml:"consumers"`
+	Alerts      alertsConfig      `yaml:"alerts"`
+	Log         logConfig         `yaml:"log"`
+}
+
+type managementConfig struct {
+	URL          string   `yaml:"url"`
+	Username     string   `yaml:"username"`
+	Password     string   `yaml:"password"`
+	PollInterval duration `yaml:"poll_interval"`
+	Timeout      duration `yaml:"timeout"`
+}
+
+type storeConfig struct {
+	Path      string   `yaml:"path"`
+	Retention duration `yaml:"retention"`
+}
+
+type healthConfig struct {
+	QueueWarningThreshold  int64                  `yaml:"queue_warning_threshold"`
+	QueueCriticalThreshold int64                  `yaml:"queue_critical_threshold"`
+	Queues                 map[string]queueLevels `yaml:"queues"`
+}
+
+type queueLevels struct {
+	Warning  int64 `yaml:"warning"`
+	Critical int64 `yaml:"critical"`
+}
+
+type performanceConfig struct {
+	SlowProcessingThreshold duration `yaml:"slow_processing_threshold"`
+	TrackMemoryUsage        bool     `yaml:"track_memory_usage"`
+	SampleInterval          duration `yaml:"sample_interval"`
+}
+
+type connectionConfig struct {
+	MaxConnections           int `yaml:"max_connections"`
+	MaxChannelsPerConnection int `yaml:"max_channels_per_connection"`
+}
+
+type throttleConfig struct {
+	MaxConcurrent     int      `yaml:"max_concurrent"`
+	DelayBetweenCalls duration `yaml:"delay_between_calls"`
+}
+
+type handlerConfig struct {
+	Type         string   `yaml:"type"`
+	Duration     duration `yaml:"duration"`
+	FailureRatio float64  `yaml:"failure_ratio"`
+	URL          string   `yaml:"url"`
+	Timeout      duration `yaml:"timeout"`
+}
+
+type consumerConfig struct {
+	Name                    string          `yaml:"name"`
+	Queue                   string          `yaml:"queue"`
+	Vhost                   string          `yaml:"vhost"`
+	Declare                 bool            `yaml:"declare"`
+	MaxConcurrentMessages   int             `yaml:"max_concurrent_messages"`
+	PrefetchCount           int             `yaml:"prefetch_count"`
+	MaxConcurrency          int             `yaml:"max_concurrency"`
+	MaxPrefetch             int             `yaml:"max_prefetch"`
+	BatchSize               int             `yaml:"batch_size"`
+	MaxRetryAttempts        *int            `yaml:"max_retry_attempts"`
+	InitialRetryDelay       duration        `yaml:"initial_retry_delay"`
+	RetryMultiplier         float64         `yaml:"retry_multiplier"`
+	Throttle                *throttleConfig `yaml:"throttle"`
+	SlowProcessingThreshold duration        `yaml:"slow_processing_threshold"`
+	Handler                 handlerConfig   `yaml:"handler"`
+}
+
+type alertsConfig struct {
+	Webhooks []webhookConfig `yaml:"webhooks"`
+}
+
+type webhookConfig struct {
+	Name    string   `yaml:"name"`
+	URL     string   `yaml:"url"`
+	Secret  string   `yaml:"secret"`
+	Format  string   `yaml:"format"`
+	Timeout duration `yaml:"timeout"`
+}
+
+type logConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// duration is a time.Duration written as a Go duration string ("5s", "1m30s").
+type duration time.Duration
+
+func (d duration) D() time.Duration { return time.Duration(d) }
+
+// defaultConfig holds the values that apply when a key is left out.
+func defaultConfig() config {
+	return config{
+		Listen:  "127.0.0.1:8080",
+		AMQPURL: "amqp://guest:guest@127.0.0.1:5672/",
+		Management: managementConfig{
+			URL:          "http://127.0.0.1:15672",
+			Username:     "guest",
+			Password:     "guest",
+			PollInterval: duration(5 * time.Second),
+			Timeout:      duration(10 * time.Second),
+		},
+		Store: storeConfig{Path: "warren.db", Retention: duration(6 * time.Hour)},
+		Health: healthConfig{
+			QueueWarningThreshold:  10000,
+			QueueCriticalThreshold: 50000,
+		},
+		Performance: performanceConfig{
+			SlowProcessingThreshold: duration(3 * time.Second),
+			TrackMemoryUsage:        true,
+			SampleInterval:          duration(10 * time.Second),
+		},
+		Connection: connectionConfig{MaxConnections: 5, MaxChannelsPerConnection: 10},
+		Log:        logConfig{Level: "info", Format: "text"},
+	}
+}
+
+// consumerDefaults fills what a consumer entry left out.
+func consumerDefaults(c *consumerConfig, perf performanceConfig) {
+	if c.Vhost == "" {
+		c.Vhost = "/"
+	}
+	if c.Queue == "" {
+		c.Queue = c.Name
+	}
+	if c.MaxConcurrentMessages == 0 {
+		c.MaxConcurrentMessages = 10
+	}
+	if c.PrefetchCount == 0 {
+		c.PrefetchCount = 10
+	}
+	if c.MaxConcurrency == 0 {
+		c.MaxConcurrency = 1000
+	}
+	if c.MaxPrefetch == 0 {
+		c.MaxPrefetch = 10000
+	}
+	if c.SlowProcessingThreshold == 0 {
+		c.SlowProcessingThreshold = perf.SlowProcessingThreshold
+	}
+	if c.InitialRetryDelay == 0 {
+		c.InitialRetryDelay = duration(time.Second)
+	}
+	if c.RetryMultiplier == 0 {
+		c.RetryMultiplier = 2
+	}
+	if c.MaxRetryAttempts == nil {
+		n := 5
+		c.MaxRetryAttempts = &n
+	}
+	if c.Handler.Type == "" {
+		c.Handler.Type = "log"
+	}
+}
+
+// loadConfig reads the file at path (empty: defaults only), applies the
+// environment overrides and validates the result. Any error names the key.
+func loadConfig(path string, getenv func(string) string) (config, error) {
+	cfg := defaultConfig()
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return config{}, fmt.Errorf("reading config: %w", err)
+		}
+		if err := decodeConfig(raw, &cfg); err != nil {
+			return config{}, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	for key, dst := range map[string]*string{
+		"WARREN_LISTEN":         &cfg.Listen,
+		"WARREN_AMQP_URL":       &cfg.AMQPURL,
+		"WARREN_MANAGEMENT_URL": &cfg.Management.URL,
+		"WARREN_DB":             &cfg.Store.Path,
+	} {
+		if v := getenv(key); v != "" {
+			*dst = v
+		}
+	}
+	for i := range cfg.Consumers {
+		consumerDefaults(&cfg.Consumers[i], cfg.Performance)
+	}
+	if err := cfg.validate(); err != nil {
+		if path == "" {
+			return config{}, fmt.Errorf("config: %w", err)
+		}
+		return config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// decodeConfig parses YAML into cfg, refusing unknown keys and wrong types
+// with the dotted path of the key at fault.
+func decodeConfig(raw []byte, cfg *config) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return fmt.Errorf("invalid YAML: %w", err)
+	}
+	if len(doc.Content) == 0 {
+		return nil // empty file: defaults
+	}
+	return decodeNode(doc.Content[0], cfg, "")
+}
+
+// keyError is a problem with one config key.
+type keyError struct {
+	Key    string
+	Line   int
+	Reason string
+}
+
+func (e *keyError) Error() string {
+	if e.Key == "" {
+		return fmt.Sprintf("line %d: %s", e.Line, e.Reason)
+	}
+	return fmt.Sprintf("key %s (line %d): %s", e.Key, e.Line, e.Reason)
+}
+
+func validationError(key, format string, args ...any) error {
+	return fmt.Errorf("key %s: %s", key, fmt.Sprintf(format, args...))
+}
+
+var (
+	loopbackNames = map[string]bool{"localhost": true, "ip6-localhost": true}
+	nameRE        = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	errNoAuth     = errors.New("refusing to listen on a non-loopback address: no authentication is configured (warren has no auth yet, so listen on 127.0.0.1 or ::1 and put a proxy with auth in front)")
+	handlerTypes  = map[string]bool{"sleep": true, "log": true, "http": true}
+	webhookFormat = map[string]bool{"generic": true}
+)
+
+func (c *config) validate() error {
+	if err := validateListen(c.Listen); err != nil {
+		return validationError("listen", "%v", err)
+	}
+	if _, err := amqp.ParseURI(c.AMQPURL); err != nil {
+		return validationError("amqp_url", "%v", err)
+	}
+	if err := validateHTTPURL(c.Management.URL); err != nil {
+		return validationError("management.url", "%v", err)
+	}
+	if c.Management.PollInterval.D() < 100*time.Millisecond {
+		return validationError("management.poll_interval", "must be at least 100ms, got %s", c.Management.PollInterval.D())
+	}
+	if c.Management.Timeout.D() <= 0 {
+		return validationError("management.timeout", "must be positive, got %s", c.Management.Timeout.D())
+	}
+	if c.Store.Path == "" {
+		return validationError("store.path", "must not be empty")
+	}
+	if c.Store.Retention.D() < time.Minute {
+		return validationError("store.retention", "must be at least 1m, got %s", c.Store.Retention.D())
+	}
+	if err := validateLevels("health", c.Health.QueueWarningThreshold, c.Health.QueueCriticalThreshold, "queue_warning_threshold", "queue_critical_threshold"); err != nil {
+		return err
+	}
+	for name, l := range c.Health.Queues {
+		if err := validateLevels(fmt.Sprintf("health.queues[%q]", name), l.Warning, l.Critical, "warning", "critical"); err != nil {
+			return err
+		}
+	}
+	if c.Performance.SlowProcessingThreshold.D() <= 0 {
+		return validationError("performance.slow_processing_threshold", "must be positive")
+	}
+	if c.Performance.SampleInterval.D() < time.Second {
+		return validationError("performance.sample_interval", "must be at least 1s, got %s", c.Performance.SampleInterval.D())
+	}
+	if c.Connection.MaxConnections < 1 {
+		return validationError("connection.max_connections", "must be at least 1, got %d", c.Connection.MaxConnections)
+	}
+	if c.Connection.MaxChannelsPerConnection < 1 {
+		return validationError("connection.max_channels_per_connection", "must be at least 1, got %d", c.Connection.MaxChannelsPerConnection)
+	}
+	seen := map[string]bool{}
+	for i := range c.Consumers {
+		if err := c.Consumers[i].validate(fmt.Sprintf("consumers[%d]", i), seen); err != nil {
+			return err
+		}
+	}
+	hooks := map[string]bool{}
+	for i, w := range c.Alerts.Webhooks {
+		key := fmt.Sprintf("alerts.webhooks[%d]", i)
+		switch {
+		case w.Name == "":
+			return validationError(key+".name", "is required")
+		case hooks[w.Name]:
+			return validationError(key+".name", "%q is used twice", w.Name)
+		}
+		hooks[w.Name] = true
+		if err := validateHTTPURL(w.URL); err != nil {
+			return validationError(key+".url", "%v", err)
+		}
+		if w.Format == "" {
+			c.Alerts.Webhooks[i].Format = "generic"
+		} else if !webhookFormat[w.Format] {
+			return validationError(key+".format", "unknown format %q (supported: generic)", w.Format)
+		}
+		if w.Timeout.D() < 0 {
+			return validationError(key+".timeout", "must not be negative")
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return validationError("log.level", "want debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return validationError("log.format", "want text or json, got %q", c.Log.Format)
+	}
+	return nil
+}
+
+func (cc *consumerConfig) validate(key string, seen map[string]bool) error {
+	switch {
+	case cc.Name == "":
+		return validationError(key+".name", "is required")
+	case !nameRE.MatchString(cc.Name):
+		return validationError(key+".name", "%q must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", cc.Name)
+	case seen[cc.Name]:
+		return validationError(key+".name", "%q is used by another consumer", cc.Name)
+	}
+	seen[cc.Name] = true
+	if cc.MaxConcurrency < 1 {
+		return validationError(key+".max_concurrency", "must be at least 1, got %d", cc.MaxConcurrency)
+	}
+	if cc.MaxPrefetch < 1 || cc.MaxPrefetch > 65535 {
+		return validationError(key+".max_prefetch", "must be between 1 and 65535, got %d", cc.MaxPrefetch)
+	}
+	if cc.MaxConcurrentMessages < 1 || cc.MaxConcurrentMessages > cc.MaxConcurrency {
+		return validationError(key+".max_concurrent_messages", "must be between 1 and max_concurrency (%d), got %d", cc.MaxConcurrency, cc.MaxConcurrentMessages)
+	}
+	if cc.PrefetchCount < 1 || cc.PrefetchCount > cc.MaxPrefetch {
+		return validationError(key+".prefetch_count", "must be between 1 and max_prefetch (%d), got %d", cc.MaxPrefetch, cc.PrefetchCount)
+	}
+	if cc.BatchSize < 0 {
+		return validationError(key+".batch_size", "must not be negative, got %d", cc.BatchSize)
+	}
+	if *cc.MaxRetryAttempts < 0 {
+		return validationError(key+".max_retry_attempts", "must not be negative, got %d", *cc.MaxRetryAttempts)
+	}
+	if cc.InitialRetryDelay.D() <= 0 {
+		return validationError(key+".initial_retry_delay", "must be positive")
+	}
+	if cc.RetryMultiplier < 1 {
+		return validationError(key+".retry_multiplier", "must be at least 1, got %g", cc.RetryMultiplier)
+	}
+	if t := cc.Throttle; t != nil {
+		if t.MaxConcurrent < 0 {
+			return validationError(key+".throttle.max_concurrent", "must not be negative, got %d", t.MaxConcurrent)
+		}
+		if t.DelayBetweenCalls.D() < 0 {
+			return validationError(key+".throttle.delay_between_calls", "must not be negative")
+		}
+	}
+	if cc.SlowProcessingThreshold.D() <= 0 {
+		return validationError(key+".slow_processing_threshold", "must be positive")
+	}
+	h := cc.Handler
+	if !handlerTypes[h.Type] {
+		return validationError(key+".handler.type", "unknown handler %q (built-ins: sleep, log, http)", h.Type)
+	}
+	if h.Duration.D() < 0 {
+		return validationError(key+".handler.duration", "must not be negative")
+	}
+	if h.FailureRatio < 0 || h.FailureRatio > 1 {
+		return validationError(key+".handler.failure_ratio", "must be between 0 and 1, got %g", h.FailureRatio)
+	}
+	if h.Type == "http" {
+		if err := validateHTTPURL(h.URL); err != nil {
+			return validationError(key+".handler.url", "%v", err)
+		}
+	}
+	if h.Timeout.D() < 0 {
+		return validationError(key+".handler.timeout", "must not be negative")
+	}
+	return nil
+}
+
+func validateLevels(key string, warning, critical int64, wName, cName string) error {
+	if warning < 1 {
+		return validationError(key+"."+wName, "must be at least 1, got %d", warning)
+	}
+	if critical <= warning {
+		return validationError(key+"."+cName, "must be greater than %s (%d), got %d", wName, warning, critical)
+	}
+	return nil
+}
+
+func validateHTTPURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("not a URL: %q", redactURL(raw))
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("want an absolute http(s) URL, got %q", redactURL(raw))
+	}
+	return nil
+}
+
+// validateListen accepts only loopback addresses: warren has no authentication
+// yet, so it must not be reachable from other machines by accident.
+func validateListen(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want host:port, got %q", addr)
+	}
+	if port == "" {
+		return fmt.Errorf("missing port in %q", addr)
+	}
+	if loopbackNames[strings.ToLower(host)] {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return errNoAuth
+	}
+	return nil
+}
+
+// redactURL hides the password of a URL's userinfo so it can be logged.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		if i := strings.LastIndex(raw, "@"); i >= 0 {
+			return "xxxxx" + raw[i:] // unparseable: hide everything that could be userinfo
+		}
+		return raw
+	}
+	return u.Redacted()
+}
+
+// redactError hides rawURL's password wherever err's text repeats it.
+func redactError(err error, rawURL string) string {
+	s := err.Error()
+	if u, perr := url.Parse(rawURL); perr == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			s = strings.ReplaceAll(s, p, "xxxxx")
+		}
+	}
+	return s
+}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "warren.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func noEnv(string) string { return "" }
+
+func TestLoadConfigDefaults(t *testing.T) {
+	cfg, err := loadConfig("", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:8080" || cfg.Management.PollInterval.D() != 5*time.Second || cfg.Health.QueueCriticalThreshold != 50000 {
+		t.Fatalf("unexpected defaults: %+v", cfg)
+	}
+	if len(cfg.Consumers) != 0 {
+		t.Fatalf("no consumers by default, got %d", len(cfg.Consumers))
+	}
+}
+
+func TestLoadConfigExampleFile(t *testing.T) {
+	cfg, err := loadConfig("../../warren.example.yaml", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Consumers) != 1 || cfg.Consumers[0].Name != "demo" || cfg.Consumers[0].Handler.Duration.D() != 50*time.Millisecond {
+		t.Fatalf("example consumer not read: %+v", cfg.Consumers)
+	}
+	if l := cfg.Health.Queues["demo"]; l.Warning != 1000 || l.Critical != 5000 {
+		t.Fatalf("per-queue thresholds not read: %+v", cfg.Health.Queues)
+	}
+}
+
+func TestLoadConfigEnvOverrides(t *testing.T) {
+	env := map[string]string{"WARREN_LISTEN": "[::1]:9090", "WARREN_DB": "/tmp/x.db", "WARREN_AMQP_URL": "amqp://u:p@127.0.0.1:5673/v", "WARREN_MANAGEMENT_URL": "http://127.0.0.1:1"}
+	cfg, err := loadConfig(writeConfig(t, "listen: 127.0.0.1:1234\n"), func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "[::1]:9090" || cfg.Store.Path != "/tmp/x.db" || cfg.AMQPURL != env["WARREN_AMQP_URL"] || cfg.Management.URL != env["WARREN_MANAGEMENT_URL"] {
+		t.Fatalf("env not applied: %+v", cfg)
+	}
+}
+
+func TestLoadConfigErrorsNameTheKey(t *testing.T) {
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"invalid yaml", "listen: [\n", "invalid YAML"},
+		{"unknown top-level key", "listne: 127.0.0.1:1\n", "key listne (line 1): unknown key"},
+		{"unknown nested key", "consumers:\n  - name: a\n    handler: {type: sleep, duratoin: 1s}\n", "key consumers[0].handler.duratoin"},
+		{"bad duration", "management:\n  poll_interval: fast\n", `key management.poll_interval (line 2): want a duration such as 5s or 1m30s, got "fast"`},
+		{"duration without unit", "management:\n  timeout: 10\n", "key management.timeout"},
+		{"negative duration", "consumers:\n  - name: a\n    handler: {type: sleep, duration: -1s}\n", "key consumers[0].handler.duration"},
+		{"not a number", "consumers:\n  - name: a\n    max_concurrent_messages: ten\n", `key consumers[0].max_concurrent_messages (line 3): want a whole number, got "ten"`},
+		{"zero concurrency", "consumers:\n  - name: a\n    max_concurrent_messages: -1\n", "key consumers[0].max_concurrent_messages"},
+		{"prefetch above max", "consumers:\n  - name: a\n    prefetch_count: 70000\n", "key consumers[0].prefetch_count"},
+		{"duplicate consumer", "consumers:\n  - name: a\n  - name: a\n", "key consumers[1].name"},
+		{"consumer name unsafe", "consumers:\n  - name: 'a b'\n", "key consumers[0].name"},
+		{"unknown handler", "consumers:\n  - name: a\n    handler: {type: shell}\n", "key consumers[0].handler.type"},
+		{"http handler without url", "consumers:\n  - name: a\n    handler: {type: http}\n", "key consumers[0].handler.url"},
+		{"critical below warning", "health:\n  queue_warning_threshold: 10\n  queue_critical_threshold: 5\n", "key health.queue_critical_threshold"},
+		{"per-queue levels", "health:\n  queues:\n    orders: {warning: 0, critical: 5}\n", `key health.queues["orders"].warning`},
+		{"duplicate key", "listen: 127.0.0.1:1\nlisten: 127.0.0.1:2\n", "given twice"},
+		{"non-loopback listen", "listen: 0.0.0.0:8080\n", "key listen: refusing to listen on a non-loopback address"},
+		{"bad amqp url", "amqp_url: http://x\n", "key amqp_url"},
+		{"webhook format", "alerts:\n  webhooks:\n    - {name: a, url: 'http://127.0.0.1/x', format: xml}\n", "key alerts.webhooks[0].format"},
+		{"webhook url", "alerts:\n  webhooks:\n    - {name: a, url: 'ftp://x'}\n", "key alerts.webhooks[0].url"},
+		{"list instead of map", "management: [1, 2]\n", "key management (line 1): want a mapping"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadConfig(writeConfig(t, tc.yaml), noEnv)
+			if err == nil {
+				t.Fatalf("want an error containing %q, got none", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestServeRefusesBadConfigBeforeStarting(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "never.db")
+	p := writeConfig(t, "store: {path: "+db+"}\nconsumers:\n  - name: a\n    prefetch_count: zero\n")
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"warren", "serve", "--config", p}, noEnv, &stdout, &stderr)
+	if code != 1 {
+		t.Fatalf("exit code %d, want 1; stderr: %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "consumers[0].prefetch_count") {
+		t.Fatalf("stderr does not name the key: %s", stderr.String())
+	}
+	if _, err := os.Stat(db); !os.IsNotExist(err) {
+		t.Fatalf("a bad config must start nothing, but the store file exists (err=%v)", err)
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"amqp://guest:secret@127.0.0.1:5672/": "amqp://guest:xxxxx@127.0.0.1:5672/",
+		"http://127.0.0.1:15672":              "http://127.0.0.1:15672",
+		"amqp://user@host/":                   "amqp://user@host/",
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

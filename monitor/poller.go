@@ -1,0 +1,362 @@
+package monitor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	rh "github.com/michaelklishin/rabbit-hole/v2"
+)
+
+// Poller defaults and limits.
+const (
+	DefaultInterval = 5 * time.Second
+	DefaultTimeout  = 10 * time.Second
+	// MaxPageSize is the largest page the management API accepts.
+	MaxPageSize = 500
+	// DefaultWarning and DefaultCritical apply when Thresholds.Default is zero
+	// (DESIGN.md: health.queue_warning_threshold / queue_critical_threshold).
+	DefaultWarning  = 10000
+	DefaultCritical = 50000
+)
+
+// queueColumns limits the listing to what a QueueSample holds; the full queue
+// objects are ten times larger and a broker may hold 10,000 queues.
+const queueColumns = "name,vhost,messages,messages_ready,messages_unacknowledged,consumers"
+
+// Errors a failed poll wraps, so callers (/readyz, logs) can tell why.
+var (
+	// ErrCredentialsRejected: the management API answered 401.
+	ErrCredentialsRejected = errors.New("credentials rejected")
+	// ErrPermissionDenied: the management API answered 403.
+	ErrPermissionDenied = errors.New("permission denied")
+	// ErrUnreachable: no HTTP answer (connection refused, timeout, DNS, TLS).
+	ErrUnreachable = errors.New("management API unreachable")
+)
+
+// PollerConfig configures a Poller. Zero values take the defaults.
+type PollerConfig struct {
+	URL        string        // e.g. http://127.0.0.1:15672, no credentials in it
+	Username   string        //
+	Password   string        // never logged nor put in errors
+	Interval   time.Duration // between poll starts; default 5s
+	Timeout    time.Duration // per HTTP request; default 10s
+	PageSize   int           // queues per page; default and max 500
+	Thresholds Thresholds    // classify queue depth; zero Default = 10000/50000
+}
+
+// Poller polls the management API for every queue of every vhost, stores
+// each successful poll and tells observers about every poll.
+type Poller struct {
+	cfg       PollerConfig
+	endpoint  string // cfg.URL without a trailing slash; holds no credentials
+	base      http.RoundTripper
+	writer    SampleWriter
+	observers []Observer
+	logger    *slog.Logger
+	now       func() time.Time
+
+	pollMu sync.Mutex // polls never overlap, even when runOnce is called directly
+
+	mu      sync.RWMutex
+	latest  Snapshot
+	lastErr string // message of the previous failed poll, to log changes only
+}
+
+// NewPoller validates cfg, fills in defaults and returns a Poller. w may be
+// nil (nothing is stored); observers are called in order after every poll.
+func NewPoller(cfg PollerConfig, w SampleWriter, observers []Observer, logger *slog.Logger) (*Poller, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		// url.Parse errors quote the input, which could hold a password.
+		return nil, errors.New("management url: not a valid URL, want http(s)://host:port")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("management url %q: want http(s)://host:port", u.Redacted())
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("management url %q: put credentials in username/password, not in the URL", u.Redacted())
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("management url %q: must not have a query or fragment", u.Redacted())
+	}
+	switch {
+	case cfg.Interval == 0:
+		cfg.Interval = DefaultInterval
+	case cfg.Interval < 0:
+		return nil, fmt.Errorf("management poll_interval %s: must be positive", cfg.Interval)
+	}
+	switch {
+	case cfg.Timeout == 0:
+		cfg.Timeout = DefaultTimeout
+	case cfg.Timeout < 0:
+		return nil, fmt.Errorf("management timeout %s: must be positive", cfg.Timeout)
+	}
+	switch {
+	case cfg.PageSize == 0:
+		cfg.PageSize = MaxPageSize
+	case cfg.PageSize < 0 || cfg.PageSize > MaxPageSize:
+		return nil, fmt.Errorf("management page size %d: must be between 1 and %d", cfg.PageSize, MaxPageSize)
+	}
+	// A zero Level would classify every queue, empty ones included, as critical.
+	if cfg.Thresholds.Default == (Level{}) {
+		cfg.Thresholds.Default = Level{Warning: DefaultWarning, Critical: DefaultCritical}
+	}
+	if err := checkLevel(cfg.Thresholds.Default); err != nil {
+		return nil, fmt.Errorf("health thresholds: %w", err)
+	}
+	for name, l := range cfg.Thresholds.Queues {
+		if err := checkLevel(l); err != nil {
+			return nil, fmt.Errorf("health thresholds of queue %q: %w", name, err)
+		}
+	}
+	endpoint := strings.TrimRight(cfg.URL, "/")
+	return &Poller{
+		cfg:       cfg,
+		endpoint:  endpoint,
+		base:      http.DefaultTransport.(*http.Transport).Clone(),
+		writer:    w,
+		observers: slices.Clone(observers),
+		logger:    logger.With("component", "monitor", "management_url", endpoint),
+		now:       time.Now,
+	}, nil
+}
+
+// checkLevel rejects thresholds that cannot be meant: an empty queue in
+// warning, or a critical level below the warning level.
+func checkLevel(l Level) error {
+	if l.Warning < 1 {
+		return fmt.Errorf("warning %d: must be at least 1", l.Warning)
+	}
+	if l.Critical < l.Warning {
+		return fmt.Errorf("critical %d: must not be below warning %d", l.Critical, l.Warning)
+	}
+	return nil
+}
+
+// Run polls at once and then every Interval until ctx ends, and returns nil
+// then. A poll that outlasts the interval delays the next one: polls never
+// overlap.
+func (p *Poller) Run(ctx context.Context) error {
+	t := time.NewTicker(p.cfg.Interval)
+	defer t.Stop()
+	for {
+		p.runOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Latest returns the result of the last poll, failed or not; the zero
+// Snapshot before the first poll ends. Its Queues are shared: do not modify.
+func (p *Poller) Latest() Snapshot {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.latest
+}
+
+// Ready reports whether the last poll succeeded, and why not otherwise.
+func (p *Poller) Ready(_ context.Context) error {
+	s := p.Latest()
+	if s.At.IsZero() {
+		return errors.New("management API not polled yet")
+	}
+	return s.Err
+}
+
+// runOnce does one poll: list, store, publish to Latest and observers.
+func (p *Poller) runOnce(ctx context.Context) Snapshot {
+	p.pollMu.Lock()
+	defer p.pollMu.Unlock()
+
+	start := p.now()
+	queues, stats, err := p.listQueues(ctx)
+	snap := Snapshot{At: start.UTC(), Queues: queues, Err: err}
+	if err != nil {
+		if ctx.Err() != nil {
+			// Shutting down: an interrupted poll says nothing about the broker,
+			// so it neither replaces Latest nor reaches observers.
+			return snap
+		}
+		snap.Queues = nil
+		p.logFailure(err)
+	} else {
+		p.logRecovery()
+		if p.writer != nil {
+			if werr := p.writer.WriteQueueSamples(ctx, snap.At, queues); werr != nil {
+				// Storage trouble is not broker trouble: the snapshot still
+				// counts as a successful poll for Ready and the observers.
+				p.logger.Error("storing queue samples failed", "error", werr, "queues", len(queues))
+			}
+		}
+		p.logger.Debug("poll done", "queues", len(queues), "pages", stats.pages,
+			"duplicates", stats.duplicates, "odd_values", stats.oddValues,
+			"duration_ms", time.Since(start).Milliseconds())
+	}
+
+	p.mu.Lock()
+	p.latest = snap
+	p.mu.Unlock()
+
+	for _, o := range p.observers {
+		o.ObserveSnapshot(ctx, snap)
+	}
+	return snap
+}
+
+// logFailure warns when polling starts failing or fails differently; a broker
+// that stays down for an hour must not log a warning every five seconds.
+func (p *Poller) logFailure(err error) {
+	p.mu.Lock()
+	changed := p.lastErr != err.Error()
+	p.lastErr = err.Error()
+	p.mu.Unlock()
+	if changed {
+		p.logger.Warn("polling management API failed", "error", err)
+	} else {
+		p.logger.Debug("polling management API still failing", "error", err)
+	}
+}
+
+func (p *Poller) logRecovery() {
+	p.mu.Lock()
+	was := p.lastErr
+	p.lastErr = ""
+	p.mu.Unlock()
+	if was != "" {
+		p.logger.Info("polling management API recovered", "previous_error", was)
+	}
+}
+
+// listStats describes one listing, for the debug summary and tests.
+type listStats struct {
+	pages      int
+	duplicates int
+	oddValues  int
+}
+
+// listQueues reads every page of GET /api/queues and returns every queue once,
+// sorted by vhost and name.
+func (p *Poller) listQueues(ctx context.Context) ([]QueueSample, listStats, error) {
+	var stats listStats
+	type key struct{ vhost, name string }
+	index := map[key]int{}
+	var out []QueueSample
+
+	for page, pageCount := 1, 1; page <= pageCount; page++ {
+		if err := ctx.Err(); err != nil {
+			return nil, stats, fmt.Errorf("polling queues at %s: %w", p.endpoint, err)
+		}
+		pg, err := p.fetchPage(ctx, page)
+		if errors.Is(err, errPageOutOfRange) && page > 1 {
+			// Queues were deleted while we paged: the list got shorter and
+			// everything still there has been seen.
+			break
+		}
+		if err != nil {
+			return nil, stats, err
+		}
+		stats.pages++
+		stats.oddValues += pg.oddValues
+		pageCount = pg.pageCount
+		for _, q := range pg.queues {
+			k := key{q.Vhost, q.Name}
+			if i, ok := index[k]; ok {
+				// A queue created or deleted mid-poll shifts the pages and
+				// the same queue shows up twice; keep the later reading.
+				out[i] = q
+				stats.duplicates++
+				continue
+			}
+			index[k] = len(out)
+			out = append(out, q)
+		}
+	}
+	for i := range out {
+		out[i].Status = p.cfg.Thresholds.Classify(out[i].Name, out[i].Messages)
+	}
+	slices.SortFunc(out, func(a, b QueueSample) int {
+		if c := strings.Compare(a.Vhost, b.Vhost); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return out, stats, nil
+}
+
+// errPageOutOfRange marks the 400 the API gives for a page past the end.
+var errPageOutOfRange = errors.New("page out of range")
+
+// fetchPage gets one page through rabbit-hole and decodes the raw body kept
+// by the transport (see rawBodyTransport for why).
+func (p *Poller) fetchPage(ctx context.Context, page int) (queuePage, error) {
+	client, err := rh.NewClient(p.endpoint, p.cfg.Username, p.cfg.Password)
+	if err != nil {
+		return queuePage{}, fmt.Errorf("polling queues at %s: %w", p.endpoint, err)
+	}
+	tr := &rawBodyTransport{ctx: ctx, base: p.base}
+	client.SetTransport(tr)
+	client.SetTimeout(p.cfg.Timeout)
+
+	params := url.Values{}
+	params.Set("page", fmt.Sprint(page))
+	params.Set("page_size", fmt.Sprint(p.cfg.PageSize))
+	params.Set("columns", queueColumns)
+	// rabbit-hole's decoded result is discarded: its QueueInfo turns a
+	// missing count into 0, which is exactly what must not happen.
+	if _, err := client.PagedListQueuesWithParameters(params); err != nil {
+		return queuePage{}, p.classify(ctx, page, tr.status, err)
+	}
+	if tr.body == nil {
+		return queuePage{}, fmt.Errorf("polling queues at %s, page %d: no response body captured", p.endpoint, page)
+	}
+	pg, err := decodeQueuePage(tr.body, p.logger)
+	if err != nil {
+		return queuePage{}, fmt.Errorf("polling queues at %s, page %d: undecodable answer: %w", p.endpoint, page, err)
+	}
+	return pg, nil
+}
+
+// classify turns a failed request into an error that says what went wrong
+// in operator terms, wrapping one of the exported sentinel errors.
+func (p *Poller) classify(ctx context.Context, page, status int, err error) error {
+	where := fmt.Sprintf("polling queues at %s", p.endpoint)
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("%s: %w", where, ctxErr)
+	}
+	var apiErr rh.ErrorResponse
+	switch {
+	case status == http.StatusUnauthorized:
+		return fmt.Errorf("%s: %w for user %q (HTTP 401)", where, ErrCredentialsRejected, p.cfg.Username)
+	case status == http.StatusForbidden:
+		return fmt.Errorf("%s: %w for user %q (HTTP 403; it needs the monitoring or management tag)",
+			where, ErrPermissionDenied, p.cfg.Username)
+	case errors.As(err, &apiErr):
+		if apiErr.StatusCode == http.StatusBadRequest && apiErr.Message == "page_out_of_range" {
+			return errPageOutOfRange
+		}
+		return fmt.Errorf("%s, page %d: management API answered HTTP %d: %s",
+			where, page, apiErr.StatusCode, strings.TrimSpace(apiErr.Message+" "+apiErr.Reason))
+	case status >= 400:
+		return fmt.Errorf("%s, page %d: management API answered HTTP %d", where, page, status)
+	case status == 0:
+		// No HTTP answer at all. net/http already strips any password from
+		// the URL it puts in its errors, and ours never holds one.
+		return fmt.Errorf("%s: %w: %s", where, ErrUnreachable, describeTransportError(err, p.cfg.Timeout))
+	default:
+		return fmt.Errorf("%s, page %d: %w", where, page, err)
+	}
+}

@@ -1,0 +1,128 @@
+package web
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// collector exposes live state at scrape time, straight from the sources:
+// nothing is copied into gauges between scrapes, so /metrics can never show a
+// queue that is gone or a value older than the last poll.
+type collector struct {
+	queues    QueueSource
+	consumers ConsumerController
+
+	queueMessages, queueReady, queueUnacked, queueConsumers *prometheus.Desc
+
+	consumerProcessed, consumerFailed, consumerInFlight *prometheus.Desc
+	consumerConcurrency, consumerPrefetch               *prometheus.Desc
+
+	lastPollSuccess, lastPollTime *prometheus.Desc
+}
+
+var _ prometheus.Collector = (*collector)(nil)
+
+func newCollector(q QueueSource, c ConsumerController) *collector {
+	queueLabels := []string{"vhost", "queue"}
+	consumerLabels := []string{"consumer"}
+	return &collector{
+		queues:    q,
+		consumers: c,
+
+		queueMessages: prometheus.NewDesc("warren_queue_messages",
+			"Messages in the queue (ready + unacknowledged) at the last poll. Absent when the broker did not report it.", queueLabels, nil),
+		queueReady: prometheus.NewDesc("warren_queue_messages_ready",
+			"Messages ready for delivery at the last poll. Absent when the broker did not report it.", queueLabels, nil),
+		queueUnacked: prometheus.NewDesc("warren_queue_messages_unacknowledged",
+			"Messages delivered but not yet acknowledged at the last poll. Absent when the broker did not report it.", queueLabels, nil),
+		queueConsumers: prometheus.NewDesc("warren_queue_consumers",
+			"Consumers attached to the queue at the last poll. Absent when the broker did not report it.", queueLabels, nil),
+
+		consumerProcessed: prometheus.NewDesc("warren_consumer_messages_processed_total",
+			"Messages the managed consumer handled successfully (acked).", consumerLabels, nil),
+		consumerFailed: prometheus.NewDesc("warren_consumer_messages_failed_total",
+			"Messages whose handler failed (nacked).", consumerLabels, nil),
+		consumerInFlight: prometheus.NewDesc("warren_consumer_in_flight",
+			"Messages being handled right now.", consumerLabels, nil),
+		consumerConcurrency: prometheus.NewDesc("warren_consumer_concurrency",
+			"Configured maximum of concurrently handled messages (live setting).", consumerLabels, nil),
+		consumerPrefetch: prometheus.NewDesc("warren_consumer_prefetch",
+			"Configured prefetch count (live setting).", consumerLabels, nil),
+
+		lastPollSuccess: prometheus.NewDesc("warren_monitor_last_poll_success",
+			"1 if the last management-API poll succeeded, 0 if it failed or none happened yet.", nil, nil),
+		lastPollTime: prometheus.NewDesc("warren_monitor_last_poll_timestamp_seconds",
+			"Unix time of the last management-API poll, successful or not.", nil, nil),
+	}
+}
+
+// Describe sends every descriptor the collector may produce.
+func (m *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		m.queueMessages, m.queueReady, m.queueUnacked, m.queueConsumers,
+		m.consumerProcessed, m.consumerFailed, m.consumerInFlight, m.consumerConcurrency, m.consumerPrefetch,
+		m.lastPollSuccess, m.lastPollTime,
+	} {
+		ch <- d
+	}
+}
+
+// Collect reads the latest snapshot and consumer statuses.
+func (m *collector) Collect(ch chan<- prometheus.Metric) {
+	snap := m.queues.Latest()
+	ok := 0.0
+	if snap.Err == nil && !snap.At.IsZero() {
+		ok = 1
+	}
+	emit(ch, m.lastPollSuccess, prometheus.GaugeValue, ok)
+	if !snap.At.IsZero() {
+		emit(ch, m.lastPollTime, prometheus.GaugeValue, float64(snap.At.UnixNano())/1e9)
+	}
+
+	// A duplicate label set would make the whole scrape fail; keep the first.
+	seenQueue := make(map[[2]string]bool, len(snap.Queues))
+	for _, q := range snap.Queues {
+		key := [2]string{q.Vhost, q.Name}
+		if seenQueue[key] {
+			continue
+		}
+		seenQueue[key] = true
+		for _, g := range []struct {
+			desc *prometheus.Desc
+			v    *int64
+		}{
+			{m.queueMessages, q.Messages},
+			{m.queueReady, q.Ready},
+			{m.queueUnacked, q.Unacked},
+			{m.queueConsumers, q.Consumers},
+		} {
+			if g.v == nil {
+				continue // unknown: no series rather than a false 0
+			}
+			emit(ch, g.desc, prometheus.GaugeValue, float64(*g.v), q.Vhost, q.Name)
+		}
+	}
+
+	seenConsumer := map[string]bool{}
+	for _, st := range m.consumers.List() {
+		if seenConsumer[st.Name] {
+			continue
+		}
+		seenConsumer[st.Name] = true
+		emit(ch, m.consumerProcessed, prometheus.CounterValue, float64(st.Processed), st.Name)
+		emit(ch, m.consumerFailed, prometheus.CounterValue, float64(st.Failed), st.Name)
+		emit(ch, m.consumerInFlight, prometheus.GaugeValue, float64(st.InFlight), st.Name)
+		emit(ch, m.consumerConcurrency, prometheus.GaugeValue, float64(st.Concurrency), st.Name)
+		emit(ch, m.consumerPrefetch, prometheus.GaugeValue, float64(st.Prefetch), st.Name)
+	}
+}
+
+// emit sends one const metric. A label value that is not valid UTF-8 would
+// make NewConstMetric fail; such a series is skipped instead of failing (or
+// panicking) the whole scrape.
+func emit(ch chan<- prometheus.Metric, desc *prometheus.Desc, typ prometheus.ValueType, v float64, labels ...string) {
+	m, err := prometheus.NewConstMetric(desc, typ, v, labels...)
+	if err != nil {
+		return
+	}
+	ch <- m
+}

@@ -1,0 +1,80 @@
+package web
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"warren/monitor"
+)
+
+// queueJSON is one queue in the API. Pointers stay nil (JSON null) when the
+// broker did not report the value: unknown is never 0.
+type queueJSON struct {
+	Vhost                  string `json:"vhost"`
+	Name                   string `json:"name"`
+	Messages               *int64 `json:"messages"`
+	MessagesReady          *int64 `json:"messages_ready"`
+	MessagesUnacknowledged *int64 `json:"messages_unacknowledged"`
+	Consumers              *int64 `json:"consumers"`
+	Status                 string `json:"status"`
+}
+
+// queuesJSON is the body of GET /api/queues.
+type queuesJSON struct {
+	Queues   []queueJSON `json:"queues"`
+	PolledAt *time.Time  `json:"polled_at"` // null before the first poll
+	Error    *string     `json:"error"`     // null unless the last poll failed
+}
+
+func newQueueJSON(q monitor.QueueSample) queueJSON {
+	return queueJSON{
+		Vhost:                  q.Vhost,
+		Name:                   q.Name,
+		Messages:               q.Messages,
+		MessagesReady:          q.Ready,
+		MessagesUnacknowledged: q.Unacked,
+		Consumers:              q.Consumers,
+		Status:                 statusClass(q.Status),
+	}
+}
+
+// apiQueues is GET /api/queues: every queue of the last poll, ordered by
+// vhost and name.
+func (s *Server) apiQueues(c echo.Context) error {
+	snap := s.queues.Latest()
+	body := queuesJSON{Queues: make([]queueJSON, 0, len(snap.Queues))}
+	for _, q := range sortedQueues(snap.Queues) {
+		body.Queues = append(body.Queues, newQueueJSON(q))
+	}
+	if !snap.At.IsZero() {
+		at := snap.At.UTC()
+		body.PolledAt = &at
+	}
+	if snap.Err != nil {
+		msg := shortError(snap.Err)
+		body.Error = &msg
+	}
+	noStore(c)
+	return c.JSON(http.StatusOK, body)
+}
+
+// apiQueue is GET /api/queues/{vhost}/{name}: one queue of the last poll.
+func (s *Server) apiQueue(c echo.Context) error {
+	vhost, err := pathParam(c, "vhost")
+	if err != nil {
+		return err
+	}
+	name, err := pathParam(c, "name")
+	if err != nil {
+		return err
+	}
+	for _, q := range s.queues.Latest().Queues {
+		if q.Vhost == vhost && q.Name == name {
+			noStore(c)
+			return c.JSON(http.StatusOK, newQueueJSON(q))
+		}
+	}
+	return jsonError(http.StatusNotFound, "queue %q in vhost %q was not in the last poll", name, vhost)
+}

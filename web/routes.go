@@ -1,0 +1,76 @@
+package web
+
+import (
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// routes is the one route table of the server.
+//
+// HTML: GET / (dashboard), /queues, /queues/{vhost}/{name}, /consumers,
+// /consumers/{name}, /alerts. Each returns a full page, or with HX-Request
+// the fragment the page refreshes (Vary: HX-Request).
+//
+// UI controls (htmx forms, CSRF token required, answer with the consumer row):
+// POST /ui/consumers/{name}/concurrency|prefetch|pause|resume.
+//
+// JSON API: see DESIGN.md. State-changing /api requests with Content-Type
+// application/json are exempt from the CSRF token (see csrfSkipper).
+func (s *Server) routes() *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = s.handleError
+
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		DisablePrintStack: true,
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.log.Error("panic in http handler", "path", c.Path(), "error", err, "stack", string(stack))
+			return err
+		},
+	}))
+	e.Use(s.requestLogger())
+	e.Use(securityHeaders)
+	e.Use(middleware.BodyLimit("1M"))
+	e.Use(s.csrf())
+
+	// Pages and their refresh fragments.
+	e.GET("/", s.dashboard)
+	e.GET("/queues", s.queuesPage)
+	e.GET("/queues/:vhost/:name", s.queuePage)
+	e.GET("/consumers", s.consumersPage)
+	e.GET("/consumers/:name", s.consumerPage)
+	e.GET("/alerts", s.alertsPage)
+
+	// Dashboard controls.
+	ui := e.Group("/ui/consumers/:name")
+	ui.POST("/concurrency", s.uiConcurrency)
+	ui.POST("/prefetch", s.uiPrefetch)
+	ui.POST("/pause", s.uiPause)
+	ui.POST("/resume", s.uiResume)
+
+	// JSON API.
+	api := e.Group("/api")
+	api.GET("/queues", s.apiQueues)
+	api.GET("/queues/:vhost/:name", s.apiQueue)
+	api.GET("/consumers", s.apiConsumers)
+	api.GET("/consumers/:name", s.apiConsumer)
+	api.PATCH("/consumers/:name", s.apiPatchConsumer)
+	api.POST("/consumers/:name/pause", s.apiPause)
+	api.POST("/consumers/:name/resume", s.apiResume)
+	api.GET("/alerts", s.apiAlerts)
+
+	// Operations.
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{
+		ErrorLog:      promErrorLog{s.log},
+		ErrorHandling: promhttp.ContinueOnError,
+	})))
+
+	// Front-end files.
+	st := e.Group("/static", middleware.GzipWithConfig(middleware.GzipConfig{MinLength: 1024}))
+	st.GET("/*", s.staticFile)
+	return e
+}

@@ -1,0 +1,248 @@
+// Package web serves warren's dashboard (echo + templ + htmx), its JSON API,
+// /metrics, /healthz and /readyz. It reads live state through the small
+// interfaces below and sends commands to the consumers; cmd/warren wires the
+// concrete monitor, consumer manager and alert store in.
+package web
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"warren/alerts"
+	"warren/consumers"
+	"warren/monitor"
+	"warren/static"
+)
+
+// QueueSource gives the latest poll of the management API.
+type QueueSource interface {
+	Latest() monitor.Snapshot
+}
+
+// ConsumerController reads and changes the managed consumers.
+type ConsumerController interface {
+	List() []consumers.Status
+	Get(name string) (consumers.Status, error)                                              // wraps consumers.ErrNotFound
+	Update(ctx context.Context, name string, ch consumers.Change) (consumers.Status, error) // wraps ErrNotFound / ErrInvalid
+	Pause(ctx context.Context, name string) (consumers.Status, error)
+	Resume(ctx context.Context, name string) (consumers.Status, error)
+}
+
+// AlertSource lists the alerts currently firing.
+type AlertSource interface {
+	ActiveAlerts(ctx context.Context) ([]alerts.Alert, error)
+}
+
+// Check is one readiness check run by /readyz (store open, broker reachable,
+// management API reachable). Check must respect ctx; it gets a short deadline.
+type Check struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Deps is everything the web layer needs. Queues, Consumers and Alerts may be
+// nil (the dashboard then shows nothing for them); Metrics is optional.
+type Deps struct {
+	Queues    QueueSource
+	Consumers ConsumerController
+	Alerts    AlertSource
+	Checks    []Check
+	// Metrics, when set, is gathered after the server's own registry on
+	// /metrics (e.g. a registry the lead fills with other collectors).
+	Metrics prometheus.Gatherer
+	Logger  *slog.Logger
+	// Version is shown in the page header.
+	Version string
+}
+
+// Default timings; fields on Server so tests can shorten them.
+const (
+	defaultReadyTimeout    = 2 * time.Second
+	defaultShutdownTimeout = 10 * time.Second
+	refreshInterval        = "2s"
+)
+
+// Server is the HTTP server of warren.
+type Server struct {
+	queues    QueueSource
+	consumers ConsumerController
+	alerts    AlertSource
+	checks    []Check
+	log       *slog.Logger
+	version   string
+
+	assets       fs.FS
+	assetVersion string // content hash of the static files, for cache busting
+
+	registry        *prometheus.Registry
+	gatherer        prometheus.Gatherer
+	readyTimeout    time.Duration
+	shutdownTimeout time.Duration
+
+	echo *echo.Echo
+}
+
+// New builds the server and its routes. It does not listen; use Run or Handler.
+func New(d Deps) *Server {
+	logger := d.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Server{
+		queues:          d.Queues,
+		consumers:       d.Consumers,
+		alerts:          d.Alerts,
+		checks:          append([]Check(nil), d.Checks...),
+		log:             logger.With("component", "web"),
+		version:         d.Version,
+		assets:          static.FS(),
+		readyTimeout:    defaultReadyTimeout,
+		shutdownTimeout: defaultShutdownTimeout,
+	}
+	if s.queues == nil {
+		s.queues = noQueues{}
+	}
+	if s.consumers == nil {
+		s.consumers = noConsumers{}
+	}
+	if s.alerts == nil {
+		s.alerts = noAlerts{}
+	}
+	s.assetVersion = hashAssets(s.assets)
+
+	// The server owns its registry: no process-global state, and two servers
+	// in one test binary do not collide.
+	s.registry = prometheus.NewRegistry()
+	s.registry.MustRegister(
+		newCollector(s.queues, s.consumers),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	s.gatherer = s.registry
+	if d.Metrics != nil {
+		s.gatherer = prometheus.Gatherers{s.registry, d.Metrics}
+	}
+
+	s.echo = s.routes()
+	return s
+}
+
+// Handler returns the HTTP handler of every route (for httptest or embedding).
+func (s *Server) Handler() http.Handler {
+	return s.echo
+}
+
+// Run listens on listen (host:port) and serves until ctx ends, then shuts
+// down gracefully: it stops accepting, lets in-flight requests finish for up
+// to 10 s, and returns nil. It returns an error only if it cannot listen or
+// serving fails.
+func (s *Server) Run(ctx context.Context, listen string) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", listen, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve is Run on a listener the caller opened (e.g. 127.0.0.1:0 in tests).
+// It closes ln.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.echo,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	s.log.Info("http server listening", "addr", ln.Addr().String())
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving http on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		// In-flight requests did not finish in time; cut them off rather than
+		// hold up the rest of the shutdown.
+		s.log.Warn("http server shutdown timed out; closing connections", "error", err)
+		_ = srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serving http on %s: %w", ln.Addr(), err)
+	}
+	s.log.Info("http server stopped")
+	return nil
+}
+
+// hashAssets returns a short content hash of every embedded static file: it
+// changes exactly when a file changes, which makes it a safe cache-busting
+// version for immutable caching.
+func hashAssets(fsys fs.FS) string {
+	h := sha256.New()
+	var names []string
+	_ = fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			names = append(names, path)
+		}
+		return nil
+	})
+	sort.Strings(names)
+	for _, name := range names {
+		b, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", name, len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// Stand-ins for dependencies the caller left nil.
+type noQueues struct{}
+
+func (noQueues) Latest() monitor.Snapshot { return monitor.Snapshot{} }
+
+type noConsumers struct{}
+
+func (noConsumers) List() []consumers.Status { return nil }
+func (noConsumers) Get(name string) (consumers.Status, error) {
+	return consumers.Status{}, fmt.Errorf("consumer %q: %w", name, consumers.ErrNotFound)
+}
+func (n noConsumers) Update(_ context.Context, name string, _ consumers.Change) (consumers.Status, error) {
+	return n.Get(name)
+}
+func (n noConsumers) Pause(_ context.Context, name string) (consumers.Status, error) {
+	return n.Get(name)
+}
+func (n noConsumers) Resume(_ context.Context, name string) (consumers.Status, error) {
+	return n.Get(name)
+}
+
+type noAlerts struct{}
+
+func (noAlerts) ActiveAlerts(context.Context) ([]alerts.Alert, error) { return nil, nil }

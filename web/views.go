@@ -1,0 +1,368 @@
+package web
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"warren/alerts"
+	"warren/consumers"
+	"warren/monitor"
+)
+
+// View models: templ components get these plain structs, never the domain
+// sources, so formatting ("n/a", digit grouping, URLs) happens in one place.
+
+// pageView is what the page layout needs.
+type pageView struct {
+	Title   string
+	Version string
+	CSRF    string
+	Asset   func(name string) string // cache-busted URL of a static file
+	Broker  brokerView
+}
+
+// brokerView is the broker/monitor state shown in the header.
+type brokerView struct {
+	State  string // ok | failed | pending
+	Text   string
+	Detail string // tooltip: the poll error, if any
+}
+
+// cell is one table value; Known=false renders as "n/a".
+type cell struct {
+	Text  string
+	Known bool
+}
+
+var naCell = cell{Text: "n/a"}
+
+func intCell(p *int64) cell {
+	if p == nil {
+		return naCell
+	}
+	return cell{Text: groupDigits(*p), Known: true}
+}
+
+// queuesView is the queue table.
+type queuesView struct {
+	RefreshURL string
+	Rows       []queueRow
+	PolledAt   string
+	Err        string
+	Broker     brokerView
+	OOB        bool // also update the header badge (htmx out-of-band swap)
+}
+
+type queueRow struct {
+	Vhost, Name, Href                   string
+	Ready, Unacked, Messages, Consumers cell
+	Status                              string
+}
+
+// consumersView is the consumer table.
+type consumersView struct {
+	Rows []consumerRow
+}
+
+type consumerRow struct {
+	Name, Href, RowURL string
+	Queue, Vhost       string
+	QueueHref          string
+	State              string
+	Paused             bool
+
+	Concurrency, MaxConcurrency int
+	Prefetch, MaxPrefetch       int
+	AppliedPrefetch             int
+
+	InFlight, Processed, Failed, Slow cell
+	Rate, P50, P95, P99               cell
+	LastError                         string
+
+	ConcurrencyURL, PrefetchURL, PauseURL, ResumeURL string
+
+	// Errors shown next to the control that caused them.
+	ConcurrencyError, PrefetchError, StateError string
+}
+
+// alertsView is the active alerts table.
+type alertsView struct {
+	Rows []alertRow
+	Err  string
+}
+
+type alertRow struct {
+	Severity, Rule, Vhost, Queue, QueueHref string
+	Value, Threshold, Started, Since        string
+}
+
+// queueDetailView is the page of one queue.
+type queueDetailView struct {
+	RefreshURL string
+	Found      bool
+	Row        queueRow
+	PolledAt   string
+	Err        string
+	Consumers  consumersView
+	Alerts     alertsView
+}
+
+// consumerDetailView is the page of one consumer.
+type consumerDetailView struct {
+	Row consumerRow
+}
+
+func statusClass(s string) string {
+	switch s {
+	case monitor.StatusOK, monitor.StatusWarning, monitor.StatusCritical:
+		return s
+	default:
+		return monitor.StatusUnknown
+	}
+}
+
+func brokerFromSnapshot(s monitor.Snapshot) brokerView {
+	switch {
+	case s.Err != nil:
+		return brokerView{State: "failed", Text: "broker: poll failed", Detail: shortError(s.Err)}
+	case s.At.IsZero():
+		return brokerView{State: "pending", Text: "broker: waiting for first poll"}
+	default:
+		return brokerView{State: "ok", Text: "broker: ok · polled " + clock(s.At)}
+	}
+}
+
+// sortedQueues returns the snapshot's queues ordered by vhost and name, so the
+// table and the API are stable between polls.
+func sortedQueues(qs []monitor.QueueSample) []monitor.QueueSample {
+	out := append([]monitor.QueueSample(nil), qs...)
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Vhost != out[j].Vhost {
+			return out[i].Vhost < out[j].Vhost
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+func newQueueRow(q monitor.QueueSample) queueRow {
+	return queueRow{
+		Vhost:     q.Vhost,
+		Name:      q.Name,
+		Href:      queueHref(q.Vhost, q.Name),
+		Ready:     intCell(q.Ready),
+		Unacked:   intCell(q.Unacked),
+		Messages:  intCell(q.Messages),
+		Consumers: intCell(q.Consumers),
+		Status:    statusClass(q.Status),
+	}
+}
+
+func newQueuesView(s monitor.Snapshot, oob bool) queuesView {
+	v := queuesView{
+		RefreshURL: "/queues",
+		PolledAt:   clock(s.At),
+		Broker:     brokerFromSnapshot(s),
+		OOB:        oob,
+	}
+	if s.Err != nil {
+		v.Err = shortError(s.Err)
+	}
+	for _, q := range sortedQueues(s.Queues) {
+		v.Rows = append(v.Rows, newQueueRow(q))
+	}
+	return v
+}
+
+func newConsumerRow(st consumers.Status) consumerRow {
+	r := consumerRow{
+		Name:            st.Name,
+		Href:            consumerHref(st.Name),
+		RowURL:          consumerHref(st.Name),
+		Queue:           st.Queue,
+		Vhost:           st.Vhost,
+		QueueHref:       queueHref(st.Vhost, st.Queue),
+		State:           st.State,
+		Paused:          st.State == consumers.StatePaused,
+		Concurrency:     st.Concurrency,
+		MaxConcurrency:  st.MaxConcurrency,
+		Prefetch:        st.Prefetch,
+		MaxPrefetch:     st.MaxPrefetch,
+		AppliedPrefetch: st.AppliedPrefetch,
+		InFlight:        cell{Text: groupDigits(st.InFlight), Known: true},
+		Processed:       cell{Text: groupDigits(clampUint(st.Processed)), Known: true},
+		Failed:          cell{Text: groupDigits(clampUint(st.Failed)), Known: true},
+		Slow:            cell{Text: groupDigits(clampUint(st.Slow)), Known: true},
+		Rate:            cell{Text: formatRate(st.Rate), Known: true},
+		P50:             msCell(st.LatencyP50Ms),
+		P95:             msCell(st.LatencyP95Ms),
+		P99:             msCell(st.LatencyP99Ms),
+		LastError:       st.LastError,
+		ConcurrencyURL:  consumerControlURL(st.Name, "concurrency"),
+		PrefetchURL:     consumerControlURL(st.Name, "prefetch"),
+		PauseURL:        consumerControlURL(st.Name, "pause"),
+		ResumeURL:       consumerControlURL(st.Name, "resume"),
+	}
+	if r.State == "" {
+		r.State = "unknown"
+	}
+	return r
+}
+
+func newConsumersView(list []consumers.Status) consumersView {
+	v := consumersView{}
+	for _, st := range list {
+		v.Rows = append(v.Rows, newConsumerRow(st))
+	}
+	return v
+}
+
+func newAlertsView(list []alerts.Alert, err error, now time.Time) alertsView {
+	v := alertsView{}
+	if err != nil {
+		v.Err = "could not read alerts"
+	}
+	for _, a := range list {
+		v.Rows = append(v.Rows, alertRow{
+			Severity:  a.Severity,
+			Rule:      a.Rule,
+			Vhost:     a.Vhost,
+			Queue:     a.Queue,
+			QueueHref: queueHref(a.Vhost, a.Queue),
+			Value:     formatFloat(a.Value),
+			Threshold: formatFloat(a.Threshold),
+			Started:   a.StartedAt.UTC().Format("2006-01-02 15:04:05") + " UTC",
+			Since:     sinceText(now, a.StartedAt),
+		})
+	}
+	return v
+}
+
+func severityClass(s string) string {
+	switch s {
+	case alerts.SeverityCritical:
+		return monitor.StatusCritical
+	case alerts.SeverityWarning:
+		return monitor.StatusWarning
+	default:
+		return monitor.StatusUnknown
+	}
+}
+
+func stateClass(s string) string {
+	switch s {
+	case consumers.StateRunning, consumers.StatePaused, consumers.StateStarting,
+		consumers.StateReconnecting, consumers.StateStopped:
+		return "state state-" + s
+	default:
+		return "state"
+	}
+}
+
+// groupDigits writes 1234567 as 1,234,567.
+func groupDigits(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	if neg {
+		s = s[1:]
+	}
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func clampUint(u uint64) int64 {
+	if u > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(u)
+}
+
+func formatRate(r float64) string {
+	if math.IsNaN(r) || math.IsInf(r, 0) {
+		return "n/a"
+	}
+	return strconv.FormatFloat(r, 'f', 1, 64) + "/s"
+}
+
+func msCell(p *float64) cell {
+	if p == nil || math.IsNaN(*p) || math.IsInf(*p, 0) {
+		return naCell
+	}
+	v := *p
+	if v < 10 {
+		return cell{Text: strconv.FormatFloat(v, 'f', 1, 64) + " ms", Known: true}
+	}
+	return cell{Text: groupDigits(int64(math.Round(v))) + " ms", Known: true}
+}
+
+func formatFloat(f float64) string {
+	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
+		return groupDigits(int64(f))
+	}
+	return strconv.FormatFloat(f, 'f', 2, 64)
+}
+
+func sinceText(now, t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	d := now.Sub(t)
+	if d < 0 {
+		d = 0
+	}
+	return "for " + humanDuration(d)
+}
+
+// humanDuration writes a duration with its two largest units: 3d 4h, 5m 2s.
+func humanDuration(d time.Duration) string {
+	secs := int64(d / time.Second)
+	days, hours, mins := secs/86400, secs%86400/3600, secs%3600/60
+	secs %= 60
+	switch {
+	case days > 0:
+		return fmt.Sprintf("%dd %dh", days, hours)
+	case hours > 0:
+		return fmt.Sprintf("%dh %dm", hours, mins)
+	case mins > 0:
+		return fmt.Sprintf("%dm %ds", mins, secs)
+	default:
+		return fmt.Sprintf("%ds", secs)
+	}
+}
+
+// shortError bounds an error message shown to users: enough to act on, not
+// a wall of text.
+func shortError(err error) string {
+	const max = 200
+	msg := err.Error()
+	if len(msg) > max {
+		cut := max
+		for cut > 0 && !utf8Start(msg[cut]) {
+			cut--
+		}
+		msg = msg[:cut] + "…"
+	}
+	return msg
+}
+
+func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
+
+func maxText(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("max %d", n)
+}
