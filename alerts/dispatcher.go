@@ -70,12 +70,6 @@ func WithHTTPClient(c *http.Client) DispatcherOption {
 	return func(x *Dispatcher) { x.client = c }
 }
 
-// WithNotifier replaces the notifier of the named webhook, for formats that
-// live outside this package.
-func WithNotifier(webhook string, n Notifier) DispatcherOption {
-	return func(x *Dispatcher) { x.overrides[webhook] = n }
-}
-
 // Dispatcher delivers the outbox. Each webhook has its own worker and queue,
 // so a dead or slow receiver only delays its own notifications, which it
 // receives strictly in order. Delivery is at least once: the row leaves the
@@ -85,7 +79,6 @@ type Dispatcher struct {
 	st           DeliveryStore
 	log          *slog.Logger
 	client       *http.Client
-	overrides    map[string]Notifier
 	pollInterval time.Duration
 	backoffBase  time.Duration
 	backoffMax   time.Duration
@@ -117,7 +110,6 @@ func NewDispatcher(st DeliveryStore, webhooks []WebhookConfig, logger *slog.Logg
 	d := &Dispatcher{
 		st:           st,
 		log:          logger.With("component", "alerts.dispatcher"),
-		overrides:    make(map[string]Notifier),
 		pollInterval: DefaultPollInterval,
 		backoffBase:  DefaultBackoffBase,
 		backoffMax:   DefaultBackoffMax,
@@ -132,12 +124,9 @@ func NewDispatcher(st DeliveryStore, webhooks []WebhookConfig, logger *slog.Logg
 		o(d)
 	}
 	for _, w := range webhooks {
-		n, ok := d.overrides[w.Name]
-		if !ok {
-			var err error
-			if n, err = NewNotifier(w, d.client); err != nil {
-				return nil, fmt.Errorf("configuring webhook dispatcher: %w", err)
-			}
+		n, err := NewNotifier(w, d.client)
+		if err != nil {
+			return nil, fmt.Errorf("configuring webhook dispatcher: %w", err)
 		}
 		d.queues[w.Name] = &webhookQueue{
 			name:     w.Name,

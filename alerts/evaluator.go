@@ -60,6 +60,8 @@ type Evaluator struct {
 	mu     sync.Mutex
 	loaded bool
 	active map[queueKey]Alert
+	// queuedAt is when the last poll's notifications entered the outbox.
+	queuedAt time.Time
 }
 
 var _ monitor.Observer = (*Evaluator)(nil)
@@ -149,11 +151,21 @@ func (e *Evaluator) ObserveSnapshot(ctx context.Context, s monitor.Snapshot) {
 		}
 	}
 
+	// The outbox is ordered by CreatedAt (milliseconds). Each poll's rows
+	// get a later instant than the previous poll's, so an alert's
+	// transitions can never swap places even if polls come within one
+	// millisecond. The wall clock, not the poll time, makes them due now.
+	queuedAt := time.Now().UTC().Truncate(time.Millisecond)
+	if !queuedAt.After(e.queuedAt) {
+		queuedAt = e.queuedAt.Add(time.Millisecond)
+	}
+	e.queuedAt = queuedAt
+
 	seen := make(map[queueKey]bool, len(s.Queues))
 	for _, q := range s.Queues {
 		key := queueKey{q.Vhost, q.Name}
 		seen[key] = true
-		e.evaluateQueue(ctx, key, q, at)
+		e.evaluateQueue(ctx, key, q, at, queuedAt)
 	}
 
 	var gone []queueKey
@@ -168,11 +180,11 @@ func (e *Evaluator) ObserveSnapshot(ctx context.Context, s monitor.Snapshot) {
 	for _, key := range gone {
 		a := e.active[key]
 		e.log.Info("queue no longer reported; resolving its alert", "vhost", key.vhost, "queue", key.queue, "alert_id", a.ID)
-		e.resolve(ctx, key, a, a.Value, at)
+		e.resolve(ctx, key, a, a.Value, at, queuedAt)
 	}
 }
 
-func (e *Evaluator) evaluateQueue(ctx context.Context, key queueKey, q monitor.QueueSample, at time.Time) {
+func (e *Evaluator) evaluateQueue(ctx context.Context, key queueKey, q monitor.QueueSample, at, queuedAt time.Time) {
 	status := q.Status
 	if status == "" {
 		status = e.thresholds.Classify(q.Name, q.Messages)
@@ -181,7 +193,7 @@ func (e *Evaluator) evaluateQueue(ctx context.Context, key queueKey, q monitor.Q
 	switch status {
 	case monitor.StatusOK:
 		if firing && q.Messages != nil {
-			e.resolve(ctx, key, cur, float64(*q.Messages), at)
+			e.resolve(ctx, key, cur, float64(*q.Messages), at, queuedAt)
 		}
 	case monitor.StatusWarning, monitor.StatusCritical:
 		if q.Messages == nil {
@@ -205,13 +217,13 @@ func (e *Evaluator) evaluateQueue(ctx context.Context, key queueKey, q monitor.Q
 				Threshold: e.threshold(key.queue, severity),
 				StartedAt: at,
 			}
-			e.transition(ctx, key, a, StateFiring, at)
+			e.transition(ctx, key, a, StateFiring, queuedAt)
 		case cur.Severity != severity:
 			a := cur
 			a.Severity = severity
 			a.Value = value
 			a.Threshold = e.threshold(key.queue, severity)
-			e.transition(ctx, key, a, StateFiring, at)
+			e.transition(ctx, key, a, StateFiring, queuedAt)
 		}
 	default:
 		// unknown (the broker sent no depth) or anything new: no evidence
@@ -219,13 +231,13 @@ func (e *Evaluator) evaluateQueue(ctx context.Context, key queueKey, q monitor.Q
 	}
 }
 
-func (e *Evaluator) resolve(ctx context.Context, key queueKey, cur Alert, value float64, at time.Time) {
+func (e *Evaluator) resolve(ctx context.Context, key queueKey, cur Alert, value float64, at, queuedAt time.Time) {
 	a := cur
 	a.State = StateResolved
 	a.Value = value
 	resolvedAt := at
 	a.ResolvedAt = &resolvedAt
-	e.transition(ctx, key, a, StateResolved, at)
+	e.transition(ctx, key, a, StateResolved, queuedAt)
 }
 
 func (e *Evaluator) threshold(queue, severity string) float64 {
@@ -238,7 +250,7 @@ func (e *Evaluator) threshold(queue, severity string) float64 {
 
 // transition stores the alert's new state together with its outbox rows,
 // and only then updates memory and wakes the dispatcher.
-func (e *Evaluator) transition(ctx context.Context, key queueKey, a Alert, status string, at time.Time) {
+func (e *Evaluator) transition(ctx context.Context, key queueKey, a Alert, status string, queuedAt time.Time) {
 	nonce := randomHex(8)
 	outbox := make([]Notification, 0, len(e.webhooks))
 	for _, name := range e.webhooks {
@@ -247,7 +259,7 @@ func (e *Evaluator) transition(ctx context.Context, key queueKey, a Alert, statu
 			Webhook:    name,
 			Status:     status,
 			Alert:      a,
-			CreatedAt:  at,
+			CreatedAt:  queuedAt,
 		})
 	}
 	if err := e.st.RecordTransition(ctx, a, outbox); err != nil {

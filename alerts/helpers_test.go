@@ -213,10 +213,13 @@ func depth(vhost, name string, messages int64) monitor.QueueSample {
 	return q
 }
 
-// clock hands out strictly increasing poll times.
+// clock hands out strictly increasing poll times, in the past like a
+// real poll's.
 type clock struct{ at time.Time }
 
-func newClock() *clock { return &clock{at: time.Now().UTC().Truncate(time.Millisecond)} }
+func newClock() *clock {
+	return &clock{at: time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)}
+}
 
 func (c *clock) snap(queues ...monitor.QueueSample) monitor.Snapshot {
 	c.at = c.at.Add(5 * time.Second)

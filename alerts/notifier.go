@@ -154,31 +154,32 @@ func (g *genericNotifier) transportError(parent, attemptCtx context.Context, n N
 	}
 	if parent.Err() == nil && attemptCtx.Err() != nil {
 		// Our own per-attempt deadline, not shutdown: say so plainly.
-		cause := context.Cause(attemptCtx)
-		return &notifyError{msg: g.scrub(fmt.Sprintf("webhook %q at %s: delivery %s: %v", g.cfg.Name, g.target, n.DeliveryID, cause)), err: cause}
+		err = context.Cause(attemptCtx)
 	}
-	return &notifyError{msg: g.scrub(fmt.Sprintf("webhook %q at %s: delivery %s: %v", g.cfg.Name, g.target, n.DeliveryID, err)), err: err}
+	return &notifyError{msg: g.prefix(n) + g.scrub(err.Error()), err: err}
 }
 
 func (g *genericNotifier) errorf(n Notification, format string, args ...any) error {
-	msg := fmt.Sprintf("webhook %q at %s: delivery %s: ", g.cfg.Name, g.target, n.DeliveryID) + fmt.Sprintf(format, args...)
-	return &notifyError{msg: g.scrub(msg)}
+	return &notifyError{msg: g.prefix(n) + fmt.Sprintf(format, args...)}
 }
 
-// scrub removes anything secret that a lower layer might have echoed: the
-// signing key, the raw URL, its password and its query string.
+// prefix says which webhook and delivery an error is about; it is built only
+// from values that hold no secret.
+func (g *genericNotifier) prefix(n Notification) string {
+	return fmt.Sprintf("webhook %q at %s: delivery %s: ", g.cfg.Name, g.target, n.DeliveryID)
+}
+
+// scrub removes what a lower layer or the receiver might echo back: the raw
+// URL, its password and its query string. Text holding the signing key is
+// withheld whole, since replacing a short key would mangle the text.
 func (g *genericNotifier) scrub(s string) string {
-	return scrubSecrets(s, g.cfg)
-}
-
-func scrubSecrets(s string, cfg WebhookConfig) string {
-	var secrets []string
-	if cfg.Secret != "" {
-		secrets = append(secrets, cfg.Secret)
+	if g.cfg.Secret != "" && strings.Contains(s, g.cfg.Secret) {
+		return "(withheld: it contains the webhook secret)"
 	}
-	if u, err := url.Parse(cfg.URL); err == nil {
-		if cfg.URL != RedactURL(cfg.URL) {
-			secrets = append(secrets, cfg.URL)
+	var secrets []string
+	if u, err := url.Parse(g.cfg.URL); err == nil {
+		if g.cfg.URL != RedactURL(g.cfg.URL) {
+			secrets = append(secrets, g.cfg.URL)
 		}
 		if p, ok := u.User.Password(); ok && p != "" {
 			secrets = append(secrets, p)

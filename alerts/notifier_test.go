@@ -2,6 +2,7 @@ package alerts_test
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -72,8 +73,16 @@ func TestGenericNotifierErrorsHideSecrets(t *testing.T) {
 		_, _ = w.Write([]byte("bad request " + r.URL.RawQuery + " " + secret))
 	}))
 	t.Cleanup(echo.Close)
+	echoQuery := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("try later, " + r.URL.RawQuery))
+	}))
+	t.Cleanup(echoQuery.Close)
 	hanging := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		<-r.Context().Done() // fake: a receiver that never answers
+		// Fake: a receiver that never answers. The body is read first
+		// because net/http only notices the client leaving after that.
+		_, _ = io.ReadAll(r.Body)
+		<-r.Context().Done()
 	}))
 	t.Cleanup(hanging.Close)
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
@@ -94,6 +103,7 @@ func TestGenericNotifierErrorsHideSecrets(t *testing.T) {
 		wantIn    string
 	}{
 		{"4xx echoing secrets", withSecrets(echo.URL), time.Second, false, "400"},
+		{"5xx echoing the query", withSecrets(echoQuery.URL), time.Second, true, "try later, ***"},
 		{"timeout", withSecrets(hanging.URL), 50 * time.Millisecond, true, "no response within 50ms"},
 		{"connection refused", withSecrets("http://" + refusedAddr), time.Second, true, "refused"},
 	}

@@ -44,7 +44,7 @@ var (
 // PollerConfig configures a Poller. Zero values take the defaults.
 type PollerConfig struct {
 	URL        string        // e.g. http://127.0.0.1:15672, no credentials in it
-	Username   string        //
+	Username   string        // a user with the monitoring or management tag
 	Password   string        // never logged nor put in errors
 	Interval   time.Duration // between poll starts; default 5s
 	Timeout    time.Duration // per HTTP request; default 10s

@@ -17,7 +17,7 @@ var _ alerts.Store = (*Store)(nil)
 // RecordTransition upserts the alert row and inserts one outbox row per
 // notification in a single transaction: either the new state and every
 // delivery to make are stored, or nothing is. Each outbox row is due at once
-// (next_attempt_at = its CreatedAt). Its payload is the notification's Alert
+// (next_attempt_at = the earlier of its CreatedAt and now). Its payload is the notification's Alert
 // as JSON, frozen at the transition, so a retry sends what happened then even
 // if the alert has changed since; a notification with an empty Alert.ID
 // carries a instead. A delivery id that already exists is an error and
@@ -70,8 +70,12 @@ func (s *Store) RecordTransition(ctx context.Context, a alerts.Alert, outbox []a
 			if created.IsZero() {
 				created = now
 			}
+			// Due at once: at its creation, or now if CreatedAt lies ahead
+			// of the store's clock (a snapshot time from a skewed or test
+			// clock must not hold a notification back).
+			due := min(ms(created), ms(now))
 			if _, err := stmt.ExecContext(ctx, n.DeliveryID, n.Webhook, n.Status, a.ID,
-				string(payload), ms(created), n.Attempts, ms(created)); err != nil {
+				string(payload), ms(created), n.Attempts, due); err != nil {
 				return fmt.Errorf("queueing delivery %s to webhook %q: %w", n.DeliveryID, n.Webhook, err)
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -427,6 +428,16 @@ func TestOutboxFlow(t *testing.T) {
 		t.Errorf("MarkFailed on a delivered row: %v", err)
 	}
 	eq(ids(retryAt, 0), "d-retry", "d-later")
+	// A notification stamped ahead of the store's clock is still due at once.
+	future := time.Now().Add(time.Hour)
+	b := firing("a-future", future)
+	if err := s.RecordTransition(ctx, b, []alerts.Notification{notification("d-future", "ops", b, future)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(time.Now(), 0); !slices.Contains(got, "d-future") {
+		t.Errorf("pending now = %v, want d-future among them", got)
+	}
+
 	for name, err := range map[string]error{
 		"delivered": s.MarkDelivered(ctx, "nope", t0),
 		"failed":    s.MarkFailed(ctx, "nope", "x", t0),

@@ -48,7 +48,7 @@ func newLogger(c logConfig, w io.Writer) *slog.Logger {
 // when every loop has returned is the store closed.
 func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	warnNotYetApplied(cfg, logger)
-	st, err := store.Open(ctx, cfg.Store.Path, logger.With("component", "store"))
+	st, err := store.Open(ctx, cfg.Store.Path, logger)
 	if err != nil {
 		return fmt.Errorf("opening store %s: %w", cfg.Store.Path, err)
 	}
@@ -58,8 +58,12 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	for i, w := range cfg.Alerts.Webhooks {
 		hooks[i] = alerts.WebhookConfig{Name: w.Name, URL: w.URL, Secret: w.Secret, Format: w.Format, Timeout: w.Timeout.D()}
 	}
-	dispatcher := alerts.NewDispatcher(st, hooks, logger.With("component", "alerts"))
-	evaluator := alerts.NewEvaluator(st, hooks, logger.With("component", "alerts"), alerts.WithWaker(dispatcher))
+	dispatcher, err := alerts.NewDispatcher(st, hooks, logger)
+	if err != nil {
+		return err
+	}
+	limits := thresholds(cfg.Health)
+	evaluator := alerts.NewEvaluator(st, hooks, logger, alerts.WithWaker(dispatcher), alerts.WithThresholds(limits))
 	if err := evaluator.Load(ctx); err != nil {
 		return fmt.Errorf("loading alert state: %w", err)
 	}
@@ -70,13 +74,13 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		Password:   cfg.Management.Password,
 		Interval:   cfg.Management.PollInterval.D(),
 		Timeout:    cfg.Management.Timeout.D(),
-		Thresholds: thresholds(cfg.Health),
-	}, st, []monitor.Observer{evaluator}, logger.With("component", "monitor"))
+		Thresholds: limits,
+	}, st, []monitor.Observer{evaluator}, logger)
 	if err != nil {
 		return err
 	}
 
-	mgr, err := consumers.NewManager(cfg.AMQPURL, consumerConfigs(cfg), st, logger.With("component", "consumers"), consumers.Options{
+	mgr, err := consumers.NewManager(cfg.AMQPURL, consumerConfigs(cfg), st, logger, consumers.Options{
 		SampleInterval: cfg.Performance.SampleInterval.D(),
 	})
 	if err != nil {
@@ -93,7 +97,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 			{Name: "management_api", Check: poller.Ready},
 			{Name: "consumers", Check: mgr.Ready},
 		},
-		Logger:  logger.With("component", "web"),
+		Logger:  logger,
 		Version: version,
 	})
 
