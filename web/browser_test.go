@@ -5,9 +5,7 @@ package web
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,43 +15,9 @@ import (
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"warren/internal/browsertest"
 )
-
-const chromiumPath = "/usr/bin/chromium"
-
-// newBrowser starts a fresh headless Chromium for one test. Without the
-// binary the test is skipped on a developer's machine but fails in CI
-// (CI set), where a missing browser must not pass silently.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("%s not found (apt-get install chromium); skipping the browser test", chromiumPath)
-		}
-		t.Fatalf("%s not found and CI is set: the browser test must run in CI: %v", chromiumPath, err)
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 1000),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(func() {
-		cancelTimeout()
-		cancelCtx()
-		cancelAlloc()
-	})
-	return ctx
-}
 
 // consoleProblems collects page errors, console errors and CSP violations.
 type consoleProblems struct {
@@ -119,40 +83,9 @@ func watchConsole(t *testing.T, ctx context.Context) *consoleProblems {
 	return p
 }
 
-// js evaluates expr in the page.
-func js[T any](t *testing.T, ctx context.Context, expr string) T {
-	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
-	if err != nil {
-		t.Fatalf("evaluating %s: %v", expr, err)
-	}
-	return v
-}
-
-// waitJS polls a JavaScript condition until it is true or timeout passes.
-func waitJS(t *testing.T, ctx context.Context, timeout time.Duration, what, expr string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
-		if err == nil && ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s (%s), last error %v", what, expr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func jsString(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
-}
-
 func TestDashboardInBrowser(t *testing.T) {
 	f := newFixture(t)
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t)
 	problems := watchConsole(t, ctx)
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(f.http.URL+"/")); err != nil {
@@ -160,15 +93,15 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	row := `tr[data-consumer="demo"]`
 	input := row + ` form.concurrency input[name="value"]`
-	q := func(sel string) string { return "document.querySelector(" + jsString(sel) + ")" }
+	q := func(sel string) string { return "document.querySelector(" + browsertest.String(sel) + ")" }
 
-	waitJS(t, ctx, 20*time.Second, "htmx and the consumer row", `typeof htmx !== "undefined" && `+q(input)+` !== null`)
-	if got := js[string](t, ctx, q(input)+".value"); got != "5" {
+	browsertest.WaitJS(t, ctx, 20*time.Second, "htmx and the consumer row", `typeof htmx !== "undefined" && `+q(input)+` !== null`)
+	if got := browsertest.JS[string](t, ctx, q(input)+".value"); got != "5" {
 		t.Fatalf("initial concurrency shown %q, want 5", got)
 	}
 
 	// A name from the broker is text, not markup, in the live page too.
-	if n := js[int](t, ctx, `document.querySelectorAll("main b, main i").length`); n != 0 {
+	if n := browsertest.JS[int](t, ctx, `document.querySelectorAll("main b, main i").length`); n != 0 {
 		t.Errorf("%d elements injected by queue or consumer names", n)
 	}
 
@@ -176,7 +109,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(row+` form.concurrency button.inc`))); err != nil {
 			t.Fatal(err)
 		}
-		waitJS(t, ctx, 10*time.Second, "concurrency 6 in the page", q(input)+` !== null && `+q(input)+`.value === "6"`)
+		browsertest.WaitJS(t, ctx, 10*time.Second, "concurrency 6 in the page", q(input)+` !== null && `+q(input)+`.value === "6"`)
 		if st, _ := f.consumers.Get("demo"); st.Concurrency != 6 {
 			t.Errorf("controller has concurrency %d, want 6", st.Concurrency)
 		}
@@ -192,9 +125,9 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		errSel := row + ` form.concurrency .control-error`
-		waitJS(t, ctx, 10*time.Second, "the error next to the control",
+		browsertest.WaitJS(t, ctx, 10*time.Second, "the error next to the control",
 			q(errSel)+` !== null && `+q(errSel)+`.textContent.includes("between 1 and 100")`)
-		if got := js[string](t, ctx, q(input)+".value"); got != "6" {
+		if got := browsertest.JS[string](t, ctx, q(input)+".value"); got != "6" {
 			t.Errorf("control shows %q after a rejected value, want the real 6", got)
 		}
 		if st, _ := f.consumers.Get("demo"); st.Concurrency != 6 {
@@ -216,17 +149,17 @@ func TestDashboardInBrowser(t *testing.T) {
 		if _, err := f.consumers.Update(context.Background(), "demo", changeConcurrency(9)); err != nil {
 			t.Fatal(err)
 		}
-		js[bool](t, ctx, `(function(){ window.__swaps = 0; document.addEventListener("htmx:afterSettle", function(){ window.__swaps++ }); return true })()`)
-		waitJS(t, ctx, 20*time.Second, "two refreshes of other tables", `window.__swaps >= 3`)
-		if got := js[string](t, ctx, q(input)+".value"); got != "42" {
+		browsertest.JS[bool](t, ctx, `(function(){ window.__swaps = 0; document.addEventListener("htmx:afterSettle", function(){ window.__swaps++ }); return true })()`)
+		browsertest.WaitJS(t, ctx, 20*time.Second, "two refreshes of other tables", `window.__swaps >= 3`)
+		if got := browsertest.JS[string](t, ctx, q(input)+".value"); got != "42" {
 			t.Errorf("the row being edited was refreshed: input shows %q", got)
 		}
 		// Escape abandons the edit; the next refresh shows the real value.
 		if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS(input), "\x1b")); err != nil {
 			t.Fatal(err)
 		}
-		waitJS(t, ctx, 20*time.Second, "the refreshed value 9", q(input)+` !== null && `+q(input)+`.value === "9"`)
-		waitJS(t, ctx, 10*time.Second, "last updated", `document.getElementById("conn").textContent.includes("updated")`)
+		browsertest.WaitJS(t, ctx, 20*time.Second, "the refreshed value 9", q(input)+` !== null && `+q(input)+`.value === "9"`)
+		browsertest.WaitJS(t, ctx, 10*time.Second, "last updated", `document.getElementById("conn").textContent.includes("updated")`)
 	})
 
 	// Up to here nothing failed: no CSP violation, no script error, and no
@@ -237,9 +170,9 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	t.Run("a failed poll shows in the header", func(t *testing.T) {
 		f.queues.set(defaultSnapshotWithError())
-		waitJS(t, ctx, 10*time.Second, "the broker badge", `document.getElementById("broker").textContent.includes("poll failed")`)
-		waitJS(t, ctx, 10*time.Second, "the poll error above the queue table", `document.querySelector("#queues .poll-error") !== null`)
-		if n := js[int](t, ctx, `document.querySelectorAll("#broker").length`); n != 1 {
+		browsertest.WaitJS(t, ctx, 10*time.Second, "the broker badge", `document.getElementById("broker").textContent.includes("poll failed")`)
+		browsertest.WaitJS(t, ctx, 10*time.Second, "the poll error above the queue table", `document.querySelector("#queues .poll-error") !== null`)
+		if n := browsertest.JS[int](t, ctx, `document.querySelectorAll("#broker").length`); n != 1 {
 			t.Errorf("%d broker badges", n)
 		}
 	})
@@ -247,7 +180,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	t.Run("connection lost after failed refreshes", func(t *testing.T) {
 		f.http.CloseClientConnections()
 		f.http.Close()
-		waitJS(t, ctx, 30*time.Second, "connection lost", `document.getElementById("conn").textContent.includes("connection lost")`)
+		browsertest.WaitJS(t, ctx, 30*time.Second, "connection lost", `document.getElementById("conn").textContent.includes("connection lost")`)
 	})
 
 }
