@@ -8,8 +8,10 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 
 .PHONY: run build test generate check-generate vet fmt bench broker chromium clean
 
-run: broker
-	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/warren serve --config $(CONFIG)
+# Built, then exec'd (not `go run`), so a signal reaches warren itself and it
+# shuts down cleanly.
+run: broker build
+	exec ./bin/warren serve --config $(CONFIG)
 
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/warren ./cmd/warren

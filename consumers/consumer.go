@@ -417,7 +417,7 @@ func (c *consumer) declare(conn *amqp.Connection) error {
 	if _, err := ch.QueueDeclare(c.cfg.Queue, true, false, false, false, nil); err != nil {
 		return fmt.Errorf("declaring queue %q: %w", c.cfg.Queue, err)
 	}
-	c.logger.Info("queue declared", "queue", c.cfg.Queue)
+	c.logger.Info("queue declared")
 	return nil
 }
 

@@ -99,10 +99,8 @@ func newSleepHandler(cfg Config, _ *slog.Logger) (HandlerFunc, error) {
 }
 
 func newLogHandler(cfg Config, logger *slog.Logger) (HandlerFunc, error) {
-	queue := cfg.Queue
-	return func(ctx context.Context, d Delivery) error {
+	return func(ctx context.Context, d Delivery) error { // logger already carries consumer, queue and vhost
 		logger.LogAttrs(ctx, slog.LevelInfo, "message received",
-			slog.String("queue", queue),
 			slog.Int("size", len(d.Body)),
 			slog.String("content_type", d.ContentType),
 			slog.String("message_id", d.MessageID),

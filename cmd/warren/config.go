@@ -266,6 +266,9 @@ func (c *config) validate() error {
 	if err := validateHTTPURL(c.Management.URL); err != nil {
 		return validationError("management.url", "%v", err)
 	}
+	if u, _ := url.Parse(c.Management.URL); u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return validationError("management.url", "must not hold credentials, a query or a fragment (use management.username and management.password), got %q", redactURL(c.Management.URL))
+	}
 	if c.Management.PollInterval.D() < 100*time.Millisecond {
 		return validationError("management.poll_interval", "must be at least 100ms, got %s", c.Management.PollInterval.D())
 	}
@@ -451,11 +454,13 @@ func redactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		if i := strings.LastIndex(raw, "@"); i >= 0 {
-			return "xxxxx" + raw[i:] // unparseable: hide everything that could be userinfo
+			return "***" + raw[i:] // unparseable: hide everything that could be userinfo
 		}
 		return raw
 	}
-	return u.Redacted()
+	// The same mask the other components log; url.Redacted's "xxxxx" would
+	// be percent-encoded if set as a password.
+	return strings.Replace(u.Redacted(), ":xxxxx@", ":***@", 1)
 }
 
 // redactError hides rawURL's password wherever err's text repeats it.
@@ -463,7 +468,7 @@ func redactError(err error, rawURL string) string {
 	s := err.Error()
 	if u, perr := url.Parse(rawURL); perr == nil && u.User != nil {
 		if p, ok := u.User.Password(); ok && p != "" {
-			s = strings.ReplaceAll(s, p, "xxxxx")
+			s = strings.ReplaceAll(s, p, "***")
 		}
 	}
 	return s

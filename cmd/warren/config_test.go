@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,6 +84,7 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 		{"bad amqp url", "amqp_url: http://x\n", "key amqp_url"},
 		{"webhook format", "alerts:\n  webhooks:\n    - {name: a, url: 'http://127.0.0.1/x', format: xml}\n", "key alerts.webhooks[0].format"},
 		{"webhook url", "alerts:\n  webhooks:\n    - {name: a, url: 'ftp://x'}\n", "key alerts.webhooks[0].url"},
+		{"management url with credentials", "management: {url: 'http://u:secret@127.0.0.1:15672'}\n", "key management.url: must not hold credentials"},
 		{"list instead of map", "management: [1, 2]\n", "key management (line 1): want a mapping"},
 	}
 	for _, tc := range cases {
@@ -116,12 +119,33 @@ func TestServeRefusesBadConfigBeforeStarting(t *testing.T) {
 
 func TestRedactURL(t *testing.T) {
 	for in, want := range map[string]string{
-		"amqp://guest:secret@127.0.0.1:5672/": "amqp://guest:xxxxx@127.0.0.1:5672/",
+		"amqp://guest:secret@127.0.0.1:5672/": "amqp://guest:***@127.0.0.1:5672/",
 		"http://127.0.0.1:15672":              "http://127.0.0.1:15672",
 		"amqp://user@host/":                   "amqp://user@host/",
+		"http://x:y@[::1]:1/?q":               "http://x:***@[::1]:1/?q",
 	} {
 		if got := redactURL(in); got != want {
 			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestServeFailsOnBusyPortBeforeCreatingStore(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	db := filepath.Join(t.TempDir(), "never.db")
+	p := writeConfig(t, "listen: "+busy.Addr().String()+"\nstore: {path: "+db+"}\n")
+	var stderr bytes.Buffer
+	if code := run(context.Background(), []string{"warren", "serve", "--config", p}, noEnv, io.Discard, &stderr); code != 1 {
+		t.Fatalf("exit code %d, want 1; stderr: %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "address already in use") {
+		t.Fatalf("stderr does not say why: %s", stderr.String())
+	}
+	if _, err := os.Stat(db); !os.IsNotExist(err) {
+		t.Fatalf("the store was created although start-up failed (err=%v)", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -48,6 +49,13 @@ func newLogger(c logConfig, w io.Writer) *slog.Logger {
 // when every loop has returned is the store closed.
 func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	warnNotYetApplied(cfg, logger)
+	// Bind first: a port in use must fail start-up before anything is
+	// created on disk.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	defer ln.Close()
 	st, err := store.Open(ctx, cfg.Store.Path, logger)
 	if err != nil {
 		return fmt.Errorf("opening store %s: %w", cfg.Store.Path, err)
@@ -105,7 +113,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		"amqp_url", redactURL(cfg.AMQPURL), "management_url", redactURL(cfg.Management.URL),
 		"store", cfg.Store.Path, "consumers", len(cfg.Consumers), "webhooks", len(hooks))
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return srv.Run(gctx, cfg.Listen) })
+	g.Go(func() error { return srv.Serve(gctx, ln) })
 	g.Go(func() error { return mgr.Run(gctx) })
 	g.Go(func() error { return poller.Run(gctx) })
 	g.Go(func() error { return dispatcher.Run(gctx) })
