@@ -149,3 +149,27 @@ func TestServeFailsOnBusyPortBeforeCreatingStore(t *testing.T) {
 		t.Fatalf("the store was created although start-up failed (err=%v)", err)
 	}
 }
+
+func TestCommandLineErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"warren"}, 2, "Usage:"},
+		{[]string{"warren", "frobnicate"}, 2, `unknown command "frobnicate"`},
+		{[]string{"warren", "loadgen"}, 1, "--queue is required"},
+		{[]string{"warren", "loadgen", "--queue", "q", "--rate", "-5"}, 1, "--rate must not be negative"},
+		{[]string{"warren", "loadgen", "--queue", "q", "--duration", "soon"}, 2, "invalid value \"soon\" for flag -duration"},
+		{[]string{"warren", "serve", "extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"warren", "serve", "--config", "/nonexistent/warren.yaml"}, 1, "reading config"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stderr bytes.Buffer
+			code := run(context.Background(), tc.args, noEnv, io.Discard, &stderr)
+			if code != tc.code || !strings.Contains(stderr.String(), tc.want) {
+				t.Fatalf("exit %d, stderr %q; want exit %d and %q", code, stderr.String(), tc.code, tc.want)
+			}
+		})
+	}
+}
