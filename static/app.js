@@ -66,8 +66,11 @@
     return (n < 10 ? '0' : '') + n;
   }
 
+  // clock writes a time in UTC with its zone, like the server-rendered times
+  // next to it ("polled 16:23:48 UTC"): one zone on the page, the one an
+  // on-call team shares.
   function clock(d) {
-    return pad(d.getHours()) + ':' + pad(d.getMinutes()) + ':' + pad(d.getSeconds());
+    return pad(d.getUTCHours()) + ':' + pad(d.getUTCMinutes()) + ':' + pad(d.getUTCSeconds()) + ' UTC';
   }
 
   function refreshOK() {

@@ -12,11 +12,13 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"warren/internal/browsertest"
+	"warren/monitor"
 )
 
 // consoleProblems collects page errors, console errors and CSP violations.
@@ -88,6 +90,11 @@ func TestDashboardInBrowser(t *testing.T) {
 	ctx := browsertest.New(t)
 	problems := watchConsole(t, ctx)
 
+	// A browser far from UTC: every time on the page must still be UTC and
+	// say so, like the server-rendered ones next to it.
+	if _, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "America/Chicago"}); err != nil {
+		t.Fatalf("setting the time zone: %v", err)
+	}
 	if err := chromedp.Do(ctx, chromedp.Navigate(f.http.URL+"/")); err != nil {
 		t.Fatalf("loading the dashboard: %v", err)
 	}
@@ -162,6 +169,27 @@ func TestDashboardInBrowser(t *testing.T) {
 		browsertest.WaitJS(t, ctx, 10*time.Second, "last updated", `document.getElementById("conn").textContent.includes("updated")`)
 	})
 
+	t.Run("times are UTC and labelled", func(t *testing.T) {
+		if off := browsertest.JS[int](t, ctx, `new Date().getTimezoneOffset()`); off == 0 {
+			t.Fatal("the browser runs in UTC; the time zone override did not take")
+		}
+		// The hour shown is the UTC hour of now (or of a moment ago, should
+		// the hour have just turned).
+		ok := browsertest.JS[bool](t, ctx, `(function(){
+			var m = /updated (\d\d):\d\d:\d\d UTC$/.exec(document.getElementById("conn").textContent);
+			if (!m) return false;
+			var h = Number(m[1]), now = new Date();
+			return h === now.getUTCHours() || h === new Date(now.getTime() - 60000).getUTCHours();
+		})()`)
+		if !ok {
+			t.Errorf("conn says %q, want \"live · updated HH:MM:SS UTC\" in UTC",
+				browsertest.JS[string](t, ctx, `document.getElementById("conn").textContent`))
+		}
+		if got := browsertest.JS[string](t, ctx, `document.getElementById("broker").textContent`); !strings.HasSuffix(got, "03:04:05 UTC") {
+			t.Errorf("broker badge says %q", got)
+		}
+	})
+
 	// Up to here nothing failed: no CSP violation, no script error, and no
 	// error logged by htmx (the 422 with the row is handled, not an error).
 	for _, p := range problems.list() {
@@ -169,9 +197,14 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 
 	t.Run("a failed poll shows in the header", func(t *testing.T) {
-		f.queues.set(defaultSnapshotWithError())
-		browsertest.WaitJS(t, ctx, 10*time.Second, "the broker badge", `document.getElementById("broker").textContent.includes("poll failed")`)
-		browsertest.WaitJS(t, ctx, 10*time.Second, "the poll error above the queue table", `document.querySelector("#queues .poll-error") !== null`)
+		f.queues.set(monitor.Snapshot{At: pollTime, Err: fmt.Errorf("polling queues: %w for user %q (HTTP 401)", monitor.ErrCredentialsRejected, "guest")})
+		browsertest.WaitJS(t, ctx, 10*time.Second, "the management API badge",
+			`document.getElementById("broker").textContent === "management API: credentials rejected"`)
+		browsertest.WaitJS(t, ctx, 10*time.Second, "depths unknown in the queue panel",
+			`document.querySelector("#queues .poll-error") !== null && document.querySelector("#queues .poll-error").textContent.includes("Queue depths unknown")`)
+		if got := browsertest.JS[string](t, ctx, `document.querySelector("#queues h2").textContent`); strings.Contains(got, "0 queues") {
+			t.Errorf("queue panel heading %q after a failed poll", got)
+		}
 		if n := browsertest.JS[int](t, ctx, `document.querySelectorAll("#broker").length`); n != 1 {
 			t.Errorf("%d broker badges", n)
 		}

@@ -142,13 +142,42 @@ func (f *fakeConsumers) counts() (updates, applied int) {
 	return f.updates, f.applied
 }
 
-// fakeAlerts returns a fixed list or error.
+// fakeAlerts returns fixed lists or errors: list is what fires now,
+// history the alerts most recently changed first, like the store.
 type fakeAlerts struct {
-	list []alerts.Alert
-	err  error
+	mu        sync.Mutex
+	list      []alerts.Alert
+	err       error
+	history   []alerts.Alert
+	histErr   error
+	lastLimit int // limit of the last AlertHistory call
 }
 
-func (f *fakeAlerts) ActiveAlerts(context.Context) ([]alerts.Alert, error) { return f.list, f.err }
+func (f *fakeAlerts) ActiveAlerts(context.Context) ([]alerts.Alert, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.list, f.err
+}
+
+func (f *fakeAlerts) AlertHistory(_ context.Context, limit int) ([]alerts.Alert, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastLimit = limit
+	if f.histErr != nil {
+		return nil, f.histErr
+	}
+	out := f.history
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+func (f *fakeAlerts) historyLimit() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lastLimit
+}
 
 // fixture is a server over fakes with a realistic mix of data.
 type fixture struct {
@@ -184,23 +213,50 @@ func defaultConsumers() []consumers.Status {
 	}
 }
 
+// firingAlert is the one alert of the fixture that fires now.
+func firingAlert() alerts.Alert {
+	return alerts.Alert{
+		ID: "a1", Rule: alerts.RuleQueueDepth, Severity: alerts.SeverityCritical, State: alerts.StateFiring,
+		Vhost: "/", Queue: "with space+plus", Value: 99999, Threshold: 50000, StartedAt: pollTime,
+	}
+}
+
+// resolvedAlert fired an hour before the poll and resolved 90 s later.
+func resolvedAlert() alerts.Alert {
+	resolved := pollTime.Add(-time.Hour + 90*time.Second)
+	return alerts.Alert{
+		ID: "a0", Rule: alerts.RuleQueueDepth, Severity: alerts.SeverityWarning, State: alerts.StateResolved,
+		Vhost: "/", Queue: "orders", Value: 12000, Threshold: 10000, StartedAt: pollTime.Add(-time.Hour), ResolvedAt: &resolved,
+	}
+}
+
 func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	return newFixtureWith(t, nil)
+}
+
+// newFixtureWith is newFixture with a chance to adjust the Deps.
+func newFixtureWith(t *testing.T, adjust func(*Deps)) *fixture {
 	t.Helper()
 	f := &fixture{
 		queues:    &fakeQueues{snap: defaultSnapshot()},
 		consumers: newFakeConsumers(defaultConsumers()...),
-		alerts: &fakeAlerts{list: []alerts.Alert{{
-			ID: "a1", Rule: alerts.RuleQueueDepth, Severity: alerts.SeverityCritical, State: alerts.StateFiring,
-			Vhost: "/", Queue: "with space+plus", Value: 99999, Threshold: 50000, StartedAt: pollTime,
-		}}},
+		alerts: &fakeAlerts{
+			list:    []alerts.Alert{firingAlert()},
+			history: []alerts.Alert{firingAlert(), resolvedAlert()},
+		},
 	}
-	f.server = New(Deps{
+	d := Deps{
 		Queues:    f.queues,
 		Consumers: f.consumers,
 		Alerts:    f.alerts,
 		Logger:    testLogger(),
 		Version:   "test",
-	})
+	}
+	if adjust != nil {
+		adjust(&d)
+	}
+	f.server = New(d)
 	f.http = httptest.NewServer(f.server.Handler())
 	t.Cleanup(f.http.Close)
 	return f

@@ -94,7 +94,6 @@ func csrfSkipper(c echo.Context) bool {
 func (s *Server) requestLogger() echo.MiddlewareFunc {
 	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		LogMethod:   true,
-		LogURIPath:  true,
 		LogStatus:   true,
 		LogLatency:  true,
 		LogError:    true,
@@ -107,7 +106,9 @@ func (s *Server) requestLogger() echo.MiddlewareFunc {
 			}
 			attrs := []slog.Attr{
 				slog.String("method", v.Method),
-				slog.String("path", v.URIPath),
+				// The escaped path: the decoded one turns /%2F/%2Fx into ///x
+				// and two different requests into one log line.
+				slog.String("path", c.Request().URL.EscapedPath()),
 				slog.Int("status", v.Status),
 				slog.Duration("latency", v.Latency),
 			}
@@ -145,7 +146,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		}
 	}
 	if code >= 500 {
-		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "error", err)
+		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.EscapedPath(), "error", err)
 	}
 	noStore(c)
 	if c.Request().Method == http.MethodHead {

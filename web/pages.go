@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/a-h/templ"
@@ -32,7 +33,7 @@ func (s *Server) respond(c echo.Context, code int, title string, fragment, full 
 func (s *Server) dashboard(c echo.Context) error {
 	q := newQueuesView(s.queues.Latest(), false)
 	cons := newConsumersView(s.consumers.List())
-	a := s.alertsView(c)
+	a := s.alertsView(c, dashboardRecentAlerts)
 	body := dashboard(q, cons, a)
 	return s.respond(c, http.StatusOK, "dashboard", body, body)
 }
@@ -60,16 +61,15 @@ func (s *Server) queuePage(c echo.Context) error {
 	v := queueDetailView{
 		RefreshURL: queueHref(vhost, name),
 		Row:        queueRow{Vhost: vhost, Name: name, Href: queueHref(vhost, name)},
-		PolledAt:   clock(snap.At),
+		Poll:       newPollView(snap),
 	}
-	if snap.Err != nil {
-		v.Err = shortError(snap.Err)
-	}
-	for _, q := range snap.Queues {
-		if q.Vhost == vhost && q.Name == name {
-			v.Row = newQueueRow(q)
-			v.Found = true
-			break
+	if v.Poll.State == pollOK {
+		for _, q := range snap.Queues {
+			if q.Vhost == vhost && q.Name == name {
+				v.Row = newQueueRow(q)
+				v.Found = true
+				break
+			}
 		}
 	}
 	if isHX(c) {
@@ -80,15 +80,20 @@ func (s *Server) queuePage(c echo.Context) error {
 			v.Consumers.Rows = append(v.Consumers.Rows, newConsumerRow(st))
 		}
 	}
-	all := s.alertsView(c)
-	v.Alerts.Err = all.Err
-	for _, r := range all.Rows {
+	all := s.alertsView(c, alertHistoryLimit)
+	v.Alerts = alertsView{Err: all.Err, RecentErr: all.RecentErr}
+	for _, r := range all.Firing {
 		if r.Vhost == vhost && r.Queue == name {
-			v.Alerts.Rows = append(v.Alerts.Rows, r)
+			v.Alerts.Firing = append(v.Alerts.Firing, r)
+		}
+	}
+	for _, r := range all.Recent {
+		if r.Vhost == vhost && r.Queue == name {
+			v.Alerts.Recent = append(v.Alerts.Recent, r)
 		}
 	}
 	code := http.StatusOK
-	if !v.Found && snap.Err == nil && !snap.At.IsZero() {
+	if !v.Found && v.Poll.State == pollOK {
 		code = http.StatusNotFound
 	}
 	return render(c, code, page(s.pageView(c, "queue "+name), queueDetail(v)))
@@ -118,18 +123,54 @@ func (s *Server) consumerPage(c echo.Context) error {
 	return s.respond(c, http.StatusOK, "consumer "+name, consumerRowView(row), consumerDetail(consumerDetailView{Row: row}))
 }
 
-// alertsPage is GET /alerts: the active alerts table.
+// dashboardRecentAlerts is how much alert history the dashboard shows; the
+// /alerts page has the rest.
+const dashboardRecentAlerts = 10
+
+// alertsPage is GET /alerts: the firing alerts and the recent history.
+// ?recent=N (1..100) shortens the history; the dashboard's panel refreshes
+// itself with it.
 func (s *Server) alertsPage(c echo.Context) error {
-	body := alertsSection(s.alertsView(c), true)
+	limit := alertHistoryLimit
+	if n, err := strconv.Atoi(c.QueryParam("recent")); err == nil && n >= 1 && n < limit {
+		limit = n
+	}
+	body := alertsSection(s.alertsView(c, limit))
 	return s.respond(c, http.StatusOK, "alerts", body, body)
 }
 
-// alertsView reads the active alerts for a page; a failure shows up as a
-// message in the table rather than failing the whole page.
-func (s *Server) alertsView(c echo.Context) alertsView {
-	list, err := s.alerts.ActiveAlerts(c.Request().Context())
+// alertsView reads the firing alerts and up to recent alerts of history for
+// a page; a failure shows up as a message in the panel rather than failing
+// the whole page.
+func (s *Server) alertsView(c echo.Context, recent int) alertsView {
+	ctx := c.Request().Context()
+	firing, err := s.alerts.ActiveAlerts(ctx)
 	if err != nil {
 		s.log.Warn("reading active alerts", "error", err)
 	}
-	return newAlertsView(list, err, time.Now())
+	// One more than shown tells whether there is more to link to.
+	history, herr := s.alerts.AlertHistory(ctx, recent+1)
+	if herr != nil {
+		s.log.Warn("reading alert history", "error", herr)
+	}
+	now := time.Now()
+	v := alertsView{Firing: newAlertRows(firing, now)}
+	if err != nil {
+		v.Err = "could not read the firing alerts"
+	}
+	if herr != nil {
+		v.RecentErr = "could not read the alert history"
+	}
+	if len(history) > recent {
+		history = history[:recent]
+		if recent < alertHistoryLimit {
+			v.MoreHref = "/alerts"
+		}
+	}
+	v.Recent = newAlertRows(history, now)
+	v.RefreshURL = "/alerts"
+	if recent < alertHistoryLimit {
+		v.RefreshURL = "/alerts?recent=" + strconv.Itoa(recent)
+	}
+	return v
 }

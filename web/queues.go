@@ -70,7 +70,18 @@ func (s *Server) apiQueue(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, q := range s.queues.Latest().Queues {
+	snap := s.queues.Latest()
+	switch p := newPollView(snap); p.State {
+	case pollFailed, pollPending:
+		// Not knowing is not "not found": the queue may well be there.
+		msg := "queue depths unknown: no poll of the management API yet"
+		if p.State == pollFailed {
+			msg = p.unknownText("queue depths")
+		}
+		noStore(c)
+		return c.JSON(http.StatusServiceUnavailable, errorBody{Error: msg})
+	}
+	for _, q := range snap.Queues {
 		if q.Vhost == vhost && q.Name == name {
 			noStore(c)
 			return c.JSON(http.StatusOK, newQueueJSON(q))

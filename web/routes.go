@@ -6,7 +6,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// routes is the one route table of the server.
+// routes is the one route table of the server. Every route, unknown ones
+// included, first checks the Host header (see hostPolicy).
 //
 // HTML: GET / (dashboard), /queues, /queues/{vhost}/{name}, /consumers,
 // /consumers/{name}, /alerts. Each returns a full page, or with HX-Request
@@ -15,7 +16,10 @@ import (
 // UI controls (htmx forms, CSRF token required, answer with the consumer row):
 // POST /ui/consumers/{name}/concurrency|prefetch|pause|resume.
 //
-// JSON API: see DESIGN.md. State-changing /api requests with Content-Type
+// GET /alerts?recent=N shortens the alert history (the dashboard's panel).
+//
+// JSON API: see DESIGN.md; GET /api/alerts?state=all adds the recent history
+// (resolved alerts too) to the firing ones. State-changing /api requests with Content-Type
 // application/json are exempt from the CSRF token (see csrfSkipper).
 func (s *Server) routes() *echo.Echo {
 	e := echo.New()
@@ -32,6 +36,7 @@ func (s *Server) routes() *echo.Echo {
 	}))
 	e.Use(s.requestLogger())
 	e.Use(securityHeaders)
+	e.Use(s.checkHost) // every route, 404s included: see hostPolicy
 	e.Use(middleware.BodyLimit("1M"))
 	e.Use(s.csrf())
 

@@ -42,9 +42,13 @@ type ConsumerController interface {
 	Resume(ctx context.Context, name string) (consumers.Status, error)
 }
 
-// AlertSource lists the alerts currently firing.
+// AlertSource lists alerts: those firing now, and the recent history.
 type AlertSource interface {
+	// ActiveAlerts returns the alerts currently firing.
 	ActiveAlerts(ctx context.Context) ([]alerts.Alert, error)
+	// AlertHistory returns up to limit alerts, firing or resolved, the most
+	// recently changed first.
+	AlertHistory(ctx context.Context, limit int) ([]alerts.Alert, error)
 }
 
 // Check is one readiness check run by /readyz (store open, broker reachable,
@@ -67,6 +71,11 @@ type Deps struct {
 	Logger  *slog.Logger
 	// Version is shown in the page header.
 	Version string
+	// AllowedHosts are host names (no port) the server answers to besides
+	// loopback IP literals and localhost, e.g. the name or LAN address it is
+	// reached by. Requests with any other Host header are refused, which
+	// stops DNS-rebinding attacks. Empty means loopback names only.
+	AllowedHosts []string
 }
 
 // Default timings; fields on Server so tests can shorten them.
@@ -84,6 +93,7 @@ type Server struct {
 	checks    []Check
 	log       *slog.Logger
 	version   string
+	hosts     hostPolicy
 
 	assets       fs.FS
 	assetVersion string // content hash of the static files, for cache busting
@@ -109,6 +119,7 @@ func New(d Deps) *Server {
 		checks:          append([]Check(nil), d.Checks...),
 		log:             logger.With("component", "web"),
 		version:         d.Version,
+		hosts:           newHostPolicy(d.AllowedHosts),
 		assets:          static.FS(),
 		readyTimeout:    defaultReadyTimeout,
 		shutdownTimeout: defaultShutdownTimeout,
@@ -246,3 +257,6 @@ func (n noConsumers) Resume(_ context.Context, name string) (consumers.Status, e
 type noAlerts struct{}
 
 func (noAlerts) ActiveAlerts(context.Context) ([]alerts.Alert, error) { return nil, nil }
+func (noAlerts) AlertHistory(context.Context, int) ([]alerts.Alert, error) {
+	return nil, nil
+}

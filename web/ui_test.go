@@ -262,10 +262,10 @@ func TestEscaping(t *testing.T) {
 	}
 }
 
+// defaultSnapshotWithError is a failed poll as the monitor reports it: no
+// queues, the error.
 func defaultSnapshotWithError() monitor.Snapshot {
-	s := defaultSnapshot()
-	s.Err = errBoom
-	return s
+	return monitor.Snapshot{At: pollTime, Err: errBoom}
 }
 
 func TestCSRFOnUIControls(t *testing.T) {

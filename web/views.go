@@ -1,6 +1,8 @@
 package web
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -47,14 +49,70 @@ func intCell(p *int64) cell {
 	return cell{Text: groupDigits(*p), Known: true}
 }
 
+// Poll states of the management API, as shown in the header and the queue
+// panels.
+const (
+	pollOK      = "ok"
+	pollFailed  = "failed"
+	pollPending = "pending"
+)
+
+// pollView is what the last management-API poll says about queue depths.
+// After a failed poll the depths are unknown: the panels say so instead of
+// showing an empty table (a failed poll carries no queues, and "0 queues"
+// would read as "the broker has none").
+type pollView struct {
+	State    string // pollOK | pollFailed | pollPending
+	PolledAt string // time of the last poll, with its zone
+	Reason   string // short reason of a failed poll (credentials rejected, unreachable, ...)
+	Err      string // the poll error, bounded, for whoever must act on it
+}
+
+func newPollView(s monitor.Snapshot) pollView {
+	v := pollView{State: pollOK, PolledAt: clock(s.At)}
+	switch {
+	case s.Err != nil:
+		v.State = pollFailed
+		v.Reason = pollFailureReason(s.Err)
+		v.Err = shortError(s.Err)
+	case s.At.IsZero():
+		v.State = pollPending
+	}
+	return v
+}
+
+// unknownText explains why depths are unknown after a failed poll.
+func (v pollView) unknownText(what string) string {
+	msg := what + " unknown: the last poll of the management API failed"
+	if v.Reason != reasonPollFailed {
+		msg += " (" + v.Reason + ")"
+	}
+	if v.PolledAt != "never" {
+		msg += " at " + v.PolledAt
+	}
+	return msg + "."
+}
+
 // queuesView is the queue table.
 type queuesView struct {
 	RefreshURL string
 	Rows       []queueRow
-	PolledAt   string
-	Err        string
+	Poll       pollView
 	Broker     brokerView
 	OOB        bool // also update the header badge (htmx out-of-band swap)
+}
+
+// meta is the summary next to the panel title; never a count of queues
+// when the poll failed or has not happened.
+func (v queuesView) meta() string {
+	switch v.Poll.State {
+	case pollFailed:
+		return "depths unknown · poll failed " + v.Poll.PolledAt
+	case pollPending:
+		return "waiting for the first poll"
+	default:
+		return strconv.Itoa(len(v.Rows)) + " queues · polled " + v.Poll.PolledAt
+	}
 }
 
 type queueRow struct {
@@ -89,15 +147,20 @@ type consumerRow struct {
 	ConcurrencyError, PrefetchError, StateError string
 }
 
-// alertsView is the active alerts table.
+// alertsView is the alerts panel: the alerts firing now and, below them,
+// the recent history (resolved ones included).
 type alertsView struct {
-	Rows []alertRow
-	Err  string
+	RefreshURL string // empty: the panel does not refresh itself
+	Firing     []alertRow
+	Err        string // the firing alerts could not be read
+	Recent     []alertRow
+	RecentErr  string // the history could not be read
+	MoreHref   string // link to the longer history when Recent was cut short
 }
 
 type alertRow struct {
-	Severity, Rule, Vhost, Queue, QueueHref string
-	Value, Threshold, Started, Since        string
+	Severity, State, Rule, Vhost, Queue, QueueHref string
+	Value, Threshold, Started, Resolved, Since     string
 }
 
 // queueDetailView is the page of one queue.
@@ -105,10 +168,21 @@ type queueDetailView struct {
 	RefreshURL string
 	Found      bool
 	Row        queueRow
-	PolledAt   string
-	Err        string
+	Poll       pollView
 	Consumers  consumersView
 	Alerts     alertsView
+}
+
+// meta is the summary next to the queue's name.
+func (v queueDetailView) meta() string {
+	switch v.Poll.State {
+	case pollFailed:
+		return "vhost " + v.Row.Vhost + " · poll failed " + v.Poll.PolledAt
+	case pollPending:
+		return "vhost " + v.Row.Vhost + " · waiting for the first poll"
+	default:
+		return "vhost " + v.Row.Vhost + " · polled " + v.Poll.PolledAt
+	}
 }
 
 // consumerDetailView is the page of one consumer.
@@ -125,16 +199,40 @@ func statusClass(s string) string {
 	}
 }
 
+// brokerFromSnapshot is the header badge. It names the management API, not
+// the broker: a poll fails on wrong management credentials while AMQP (and
+// every consumer) is fine.
 func brokerFromSnapshot(s monitor.Snapshot) brokerView {
-	switch {
-	case s.Err != nil:
-		return brokerView{State: "failed", Text: "broker: poll failed", Detail: shortError(s.Err)}
-	case s.At.IsZero():
-		return brokerView{State: "pending", Text: "broker: waiting for first poll"}
+	p := newPollView(s)
+	switch p.State {
+	case pollFailed:
+		return brokerView{State: pollFailed, Text: "management API: " + p.Reason, Detail: p.Err}
+	case pollPending:
+		return brokerView{State: pollPending, Text: "management API: waiting for first poll"}
 	default:
-		return brokerView{State: "ok", Text: "broker: ok · polled " + clock(s.At)}
+		return brokerView{State: pollOK, Text: "management API: ok · polled " + p.PolledAt}
 	}
 }
+
+// pollFailureReason names why a poll failed in a few words, from the errors
+// the monitor wraps; the full message goes in the detail.
+func pollFailureReason(err error) string {
+	switch {
+	case errors.Is(err, monitor.ErrCredentialsRejected):
+		return "credentials rejected"
+	case errors.Is(err, monitor.ErrPermissionDenied):
+		return "permission denied"
+	case errors.Is(err, monitor.ErrUnreachable):
+		return "unreachable"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out"
+	default:
+		return reasonPollFailed
+	}
+}
+
+// reasonPollFailed is the reason of a failure the monitor did not classify.
+const reasonPollFailed = "poll failed"
 
 // sortedQueues returns the snapshot's queues ordered by vhost and name, so the
 // table and the API are stable between polls.
@@ -165,12 +263,14 @@ func newQueueRow(q monitor.QueueSample) queueRow {
 func newQueuesView(s monitor.Snapshot, oob bool) queuesView {
 	v := queuesView{
 		RefreshURL: "/queues",
-		PolledAt:   clock(s.At),
+		Poll:       newPollView(s),
 		Broker:     brokerFromSnapshot(s),
 		OOB:        oob,
 	}
-	if s.Err != nil {
-		v.Err = shortError(s.Err)
+	if v.Poll.State == pollFailed {
+		// A failed poll carries no queues (monitor.Snapshot); show none
+		// rather than rows that would pass for current.
+		return v
 	}
 	for _, q := range sortedQueues(s.Queues) {
 		v.Rows = append(v.Rows, newQueueRow(q))
@@ -221,25 +321,42 @@ func newConsumersView(list []consumers.Status) consumersView {
 	return v
 }
 
-func newAlertsView(list []alerts.Alert, err error, now time.Time) alertsView {
-	v := alertsView{}
-	if err != nil {
-		v.Err = "could not read alerts"
+// newAlertRow formats one alert; times are UTC like every time on the page.
+func newAlertRow(a alerts.Alert, now time.Time) alertRow {
+	r := alertRow{
+		Severity:  a.Severity,
+		State:     a.State,
+		Rule:      a.Rule,
+		Vhost:     a.Vhost,
+		Queue:     a.Queue,
+		QueueHref: queueHref(a.Vhost, a.Queue),
+		Value:     formatFloat(a.Value),
+		Threshold: formatFloat(a.Threshold),
+		Started:   dateTime(a.StartedAt),
 	}
+	if a.ResolvedAt != nil && !a.ResolvedAt.IsZero() {
+		r.Resolved = dateTime(*a.ResolvedAt)
+		r.Since = "lasted " + humanDuration(max(a.ResolvedAt.Sub(a.StartedAt), 0))
+	} else {
+		r.Since = sinceText(now, a.StartedAt)
+	}
+	return r
+}
+
+func newAlertRows(list []alerts.Alert, now time.Time) []alertRow {
+	var rows []alertRow
 	for _, a := range list {
-		v.Rows = append(v.Rows, alertRow{
-			Severity:  a.Severity,
-			Rule:      a.Rule,
-			Vhost:     a.Vhost,
-			Queue:     a.Queue,
-			QueueHref: queueHref(a.Vhost, a.Queue),
-			Value:     formatFloat(a.Value),
-			Threshold: formatFloat(a.Threshold),
-			Started:   a.StartedAt.UTC().Format("2006-01-02 15:04:05") + " UTC",
-			Since:     sinceText(now, a.StartedAt),
-		})
+		rows = append(rows, newAlertRow(a, now))
 	}
-	return v
+	return rows
+}
+
+// dateTime formats an alert time.
+func dateTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02 15:04:05") + " UTC"
 }
 
 func severityClass(s string) string {
@@ -250,6 +367,17 @@ func severityClass(s string) string {
 		return monitor.StatusWarning
 	default:
 		return monitor.StatusUnknown
+	}
+}
+
+// alertStateClass keeps an alert state from the store out of class names
+// unless it is one we style.
+func alertStateClass(s string) string {
+	switch s {
+	case alerts.StateFiring, alerts.StateResolved:
+		return s
+	default:
+		return "unknown"
 	}
 }
 

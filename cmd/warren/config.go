@@ -17,16 +17,17 @@ import (
 // config is the YAML file, snake_case, every key optional. The layout is the
 // public surface described in DESIGN.md; extend it, never rename a key.
 type config struct {
-	Listen      string            `yaml:"listen"`
-	AMQPURL     string            `yaml:"amqp_url"`
-	Management  managementConfig  `yaml:"management"`
-	Store       storeConfig       `yaml:"store"`
-	Health      healthConfig      `yaml:"health"`
-	Performance performanceConfig `yaml:"performance"`
-	Connection  connectionConfig  `yaml:"connection"`
-	Consumers   []consumerConfig  `yaml:"consumers"`
-	Alerts      alertsConfig      `yaml:"alerts"`
-	Log         logConfig         `yaml:"log"`
+	Listen       string            `yaml:"listen"`
+	AllowedHosts []string          `yaml:"allowed_hosts"`
+	AMQPURL      string            `yaml:"amqp_url"`
+	Management   managementConfig  `yaml:"management"`
+	Store        storeConfig       `yaml:"store"`
+	Health       healthConfig      `yaml:"health"`
+	Performance  performanceConfig `yaml:"performance"`
+	Connection   connectionConfig  `yaml:"connection"`
+	Consumers    []consumerConfig  `yaml:"consumers"`
+	Alerts       alertsConfig      `yaml:"alerts"`
+	Log          logConfig         `yaml:"log"`
 }
 
 type managementConfig struct {
@@ -259,6 +260,11 @@ var (
 func (c *config) validate() error {
 	if err := validateListen(c.Listen); err != nil {
 		return validationError("listen", "%v", err)
+	}
+	for i, h := range c.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, ":/ ") {
+			return validationError(fmt.Sprintf("allowed_hosts[%d]", i), "want a host name without port or scheme, got %q", h)
+		}
 	}
 	if _, err := amqp.ParseURI(c.AMQPURL); err != nil {
 		return validationError("amqp_url", "%v", err)

@@ -85,6 +85,7 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 		{"webhook format", "alerts:\n  webhooks:\n    - {name: a, url: 'http://127.0.0.1/x', format: xml}\n", "key alerts.webhooks[0].format"},
 		{"webhook url", "alerts:\n  webhooks:\n    - {name: a, url: 'ftp://x'}\n", "key alerts.webhooks[0].url"},
 		{"management url with credentials", "management: {url: 'http://u:secret@127.0.0.1:15672'}\n", "key management.url: must not hold credentials"},
+		{"allowed host with port", "allowed_hosts: [warren.internal:8080]\n", "key allowed_hosts[0]"},
 		{"list instead of map", "management: [1, 2]\n", "key management (line 1): want a mapping"},
 	}
 	for _, tc := range cases {

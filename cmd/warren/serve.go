@@ -105,8 +105,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 			{Name: "management_api", Check: poller.Ready},
 			{Name: "consumers", Check: mgr.Ready},
 		},
-		Logger:  logger,
-		Version: version,
+		AllowedHosts: cfg.AllowedHosts,
+		Logger:       logger,
+		Version:      version,
 	})
 
 	logger.Info("warren starting", "version", version, "listen", "http://"+cfg.Listen,
