@@ -23,6 +23,12 @@ test: broker chromium check-generate
 generate:
 	$(GO) tool templ generate
 
+# Side-by-side benchmarks on the local broker (loadgen pacing vs the broker's
+# counters; managed vs plain consumer over prefetch x concurrency); rewrites
+# the bench sections of BENCHMARKS.md. About 6 minutes on 2 cores.
+bench: broker
+	$(GO) run ./bench
+
 # Fails when `make generate` would change the templ output in the tree
 # (a stale or missing *_templ.go), comparing checksums before and after.
 check-generate:

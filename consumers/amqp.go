@@ -65,15 +65,24 @@ func dialConfig(vhost, consumerName string) amqp.Config {
 // backoff is capped exponential backoff with jitter for reconnects.
 type backoff struct {
 	min, max time.Duration
+	factor   float64 // growth per attempt; 0 means 2
 	attempt  int
 }
 
-// next returns the wait before the next attempt: min*2^attempt capped at max,
-// jittered into [d/2, d] so many consumers do not redial in lockstep.
+// next returns the wait before the next attempt: min*factor^attempt capped
+// at max, jittered into [d/2, d] so many consumers do not redial in
+// lockstep.
 func (b *backoff) next() time.Duration {
+	f := b.factor
+	if f < 1 {
+		f = 2
+	}
 	d := b.min
 	for i := 0; i < b.attempt && d < b.max; i++ {
-		d *= 2
+		d = time.Duration(float64(d) * f)
+		if f == 1 {
+			break
+		}
 	}
 	d = min(d, b.max)
 	b.attempt++

@@ -24,6 +24,9 @@ type consumer struct {
 	logger  *slog.Logger
 	amqpURL string
 	opts    Options
+	pub     *publisher // retries and dead letters; nil without Config.Retry
+	brk     *breaker   // nil without Config.CircuitBreaker
+	thr     *throttle  // always present; its knobs may be off
 
 	lim      *limiter
 	prefetch atomic.Int64 // desired prefetch
@@ -75,6 +78,7 @@ type subscription struct {
 	prefetch   int
 	deliveries <-chan amqp.Delivery
 	chClosed   chan *amqp.Error
+	cancelled  chan string // basic.cancel from the broker (queue deleted)
 
 	handlers     sync.WaitGroup // handler goroutines of this subscription
 	dispatchDone chan struct{}  // closed when the dispatcher returned
@@ -98,9 +102,10 @@ type command struct {
 	reply chan error // buffered(1): the loop never blocks on it
 }
 
-func newConsumer(cfg Config, h HandlerFunc, amqpURL string, opts Options, logger *slog.Logger) *consumer {
+func newConsumer(cfg Config, h HandlerFunc, amqpURL string, opts Options, pub *publisher, logger *slog.Logger) *consumer {
 	c := &consumer{
 		cfg:        cfg,
+		pub:        pub,
 		handler:    h,
 		logger:     logger,
 		amqpURL:    amqpURL,
@@ -115,6 +120,14 @@ func newConsumer(cfg Config, h HandlerFunc, amqpURL string, opts Options, logger
 		failureLog: newLogLimiter(time.Second, 5),
 	}
 	c.prefetch.Store(int64(cfg.PrefetchCount))
+	if cfg.CircuitBreaker != nil {
+		c.brk = newBreaker(*cfg.CircuitBreaker)
+	}
+	var tc ThrottleConfig
+	if cfg.Throttle != nil {
+		tc = *cfg.Throttle
+	}
+	c.thr = newThrottle(tc, cfg.MaxConcurrency)
 	c.workCtx, c.cancelWork = context.WithCancel(context.Background())
 	return c
 }
@@ -145,25 +158,41 @@ func (c *consumer) getState() (string, string) {
 func (c *consumer) status(now time.Time) Status {
 	state, lastErr := c.getState()
 	q := c.stats.recentQuantiles()
+	var circuit string
+	var opened, halfOpened, closed uint64
+	if c.brk != nil {
+		circuit = c.brk.name()
+		opened, halfOpened, closed = c.brk.opened.Load(), c.brk.halfOpened.Load(), c.brk.closed.Load()
+	}
+	thr := c.thr.config()
 	return Status{
-		Name:            c.cfg.Name,
-		Queue:           c.cfg.Queue,
-		Vhost:           c.cfg.Vhost,
-		State:           state,
-		Concurrency:     c.lim.current(),
-		Prefetch:        int(c.prefetch.Load()),
-		AppliedPrefetch: int(c.applied.Load()),
-		MaxConcurrency:  c.cfg.MaxConcurrency,
-		MaxPrefetch:     c.cfg.MaxPrefetch,
-		InFlight:        c.stats.inFlight.Load(),
-		Processed:       c.stats.processed.Load(),
-		Failed:          c.stats.failed.Load(),
-		Slow:            c.stats.slow.Load(),
-		Rate:            c.stats.currentRate(now),
-		LatencyP50Ms:    q[0],
-		LatencyP95Ms:    q[1],
-		LatencyP99Ms:    q[2],
-		LastError:       lastErr,
+		ThrottleMaxConcurrent: thr.MaxConcurrent,
+		ThrottleDelayMs:       float64(thr.DelayBetweenCalls) / 1e6,
+		Circuit:               circuit,
+		CircuitOpened:         opened,
+		CircuitHalfOpened:     halfOpened,
+		CircuitClosed:         closed,
+		Name:                  c.cfg.Name,
+		Queue:                 c.cfg.Queue,
+		Vhost:                 c.cfg.Vhost,
+		State:                 state,
+		Concurrency:           c.lim.current(),
+		Prefetch:              int(c.prefetch.Load()),
+		AppliedPrefetch:       int(c.applied.Load()),
+		MaxConcurrency:        c.cfg.MaxConcurrency,
+		MaxPrefetch:           c.cfg.MaxPrefetch,
+		InFlight:              c.stats.inFlight.Load(),
+		Processed:             c.stats.processed.Load(),
+		Failed:                c.stats.failed.Load(),
+		Slow:                  c.stats.slow.Load(),
+		Retried:               c.stats.retried.Load(),
+		DeadLettered:          c.stats.deadLettered.Load(),
+		StaleAcks:             c.stats.staleAcks.Load(),
+		Rate:                  c.stats.currentRate(now),
+		LatencyP50Ms:          q[0],
+		LatencyP95Ms:          q[1],
+		LatencyP99Ms:          q[2],
+		LastError:             lastErr,
 	}
 }
 
@@ -211,13 +240,22 @@ func (c *consumer) run(ctx context.Context) {
 		sess     *session
 		sub      *subscription
 		wantWait bool // back off before the next connect attempt
-		bo       = backoff{min: c.opts.ReconnectMinBackoff, max: c.opts.ReconnectMaxBackoff}
+		bo       = c.reconnectBackoff()
+
+		brkSignal <-chan struct{}
+		coolDown  = time.NewTimer(time.Hour) // armed when the circuit opens
+		coolC     <-chan time.Time
 	)
+	coolDown.Stop()
+	defer coolDown.Stop()
+	if c.brk != nil {
+		brkSignal = c.brk.signal
+	}
 	if c.paused.Load() {
 		c.setState(StatePaused, nil)
 	}
 	for {
-		if sub == nil && !c.paused.Load() {
+		if sub == nil && !c.paused.Load() && !c.circuitOpen() {
 			if wantWait {
 				wait := bo.next()
 				c.logger.Info("reconnecting after backoff", "wait", wait)
@@ -225,15 +263,14 @@ func (c *consumer) run(ctx context.Context) {
 					c.stopIntake(nil)
 					return
 				}
-				if c.paused.Load() {
+				if c.paused.Load() || c.circuitOpen() {
 					continue
 				}
 			}
 			var err error
 			sess, sub, err = c.connect(sess)
 			if err != nil {
-				c.logger.Warn("connecting consumer failed", "err", err)
-				c.setState(StateReconnecting, err)
+				c.connectFailed(err)
 				wantWait = true
 				continue
 			}
@@ -265,8 +302,30 @@ func (c *consumer) run(ctx context.Context) {
 		case <-subDone:
 			// The deliveries channel closed without our basic.cancel: the
 			// channel or connection died, or the broker cancelled us.
-			c.lost(sess, sub, errors.New("deliveries channel closed unexpectedly"))
-			sess, sub, wantWait = nil, nil, true
+			if brokerCancelled(sub) {
+				// Broker-side cancel (queue deleted): the connection is
+				// fine, keep it; only this subscription is gone.
+				c.logger.Warn("consumer cancelled by the broker; waiting for the queue to exist again")
+				c.retire(sub, true)
+				if !c.paused.Load() {
+					c.setState(StateCancelled, fmt.Errorf("queue missing: consumer cancelled by the broker (queue %q deleted?)", c.cfg.Queue))
+				}
+				sub, wantWait = nil, true
+			} else {
+				c.lost(sess, sub, errors.New("deliveries channel closed unexpectedly"))
+				sess, sub, wantWait = nil, nil, true
+			}
+		case <-brkSignal:
+			sess, sub = c.breakerChanged(sess, sub)
+			if c.circuitOpen() {
+				coolDown.Reset(c.brk.cfg.CoolDown)
+				coolC = coolDown.C
+			}
+		case <-coolC:
+			coolC = nil
+			c.brk.halfOpen()
+			c.logger.Info("circuit half-open; letting test messages through", "test_messages", c.brk.cfg.HalfOpenMax)
+			wantWait = false // subscribe at once, at the top of the loop
 		case amqpErr, ok := <-connClosed:
 			var err error = amqpErr
 			if !ok || amqpErr == nil {
@@ -276,6 +335,90 @@ func (c *consumer) run(ctx context.Context) {
 			sess, sub, wantWait = nil, nil, true
 		}
 	}
+}
+
+// circuitOpen reports whether the breaker holds intake stopped.
+func (c *consumer) circuitOpen() bool {
+	return c.brk != nil && c.brk.state.Load() == brkOpen
+}
+
+// effectivePrefetch is the prefetch to subscribe with: the desired one, or
+// the breaker's test-message limit while half-open.
+func (c *consumer) effectivePrefetch() int {
+	p := int(c.prefetch.Load())
+	if c.brk != nil && c.brk.state.Load() == brkHalfOpen {
+		p = min(p, c.brk.cfg.HalfOpenMax)
+	}
+	return p
+}
+
+// breakerChanged acts on a breaker transition on the loop: stop intake
+// when the circuit opened, restore the normal prefetch when it closed.
+func (c *consumer) breakerChanged(sess *session, sub *subscription) (*session, *subscription) {
+	switch c.brk.state.Load() {
+	case brkOpen:
+		if sub != nil {
+			c.retire(sub, true)
+			sub = nil
+		}
+		if !c.paused.Load() {
+			c.setState(StateCircuitOpen, fmt.Errorf("circuit open after %d consecutive failures; retrying in %s",
+				c.brk.cfg.FailureThreshold, c.brk.cfg.CoolDown))
+		}
+		c.logger.Warn("circuit opened; intake stopped", "cool_down", c.brk.cfg.CoolDown)
+	case brkClosed:
+		c.logger.Info("circuit closed")
+		if sub != nil {
+			var err error
+			sess, sub, err = c.apply(command{kind: cmdPrefetch}, sess, sub)
+			if err != nil {
+				c.logger.Warn("restoring prefetch after the circuit closed failed", "err", err)
+			}
+			c.setState(StateRunning, nil)
+		}
+	}
+	return sess, sub
+}
+
+// brokerCancelled reports whether the broker sent basic.cancel for s.
+// amqp091 hands the cancel over before it closes the deliveries channel,
+// and closes the notification channel (ok false) when the channel dies.
+func brokerCancelled(s *subscription) bool {
+	select {
+	case _, ok := <-s.cancelled:
+		return ok
+	default:
+		return false
+	}
+}
+
+// reconnectBackoff paces redials: from initial_retry_delay growing by
+// retry_multiplier when the consumer has a retry policy, else from the
+// Manager's minimum doubling; always capped at ReconnectMaxBackoff and
+// jittered.
+func (c *consumer) reconnectBackoff() backoff {
+	b := backoff{min: c.opts.ReconnectMinBackoff, max: c.opts.ReconnectMaxBackoff, factor: 2}
+	if r := c.cfg.Retry; r != nil {
+		b.min, b.factor = min(r.InitialDelay, b.max), r.Multiplier
+	}
+	return b
+}
+
+// connectFailed records why a (re)connect failed: a missing queue is
+// "cancelled" (it will not come back by redialing alone), anything else is
+// "reconnecting".
+func (c *consumer) connectFailed(err error) {
+	if c.paused.Load() {
+		c.setLastErr(err)
+		return
+	}
+	if isAMQPCode(err, amqp.NotFound) {
+		c.logger.Warn("queue missing; retrying", "err", err)
+		c.setState(StateCancelled, fmt.Errorf("queue missing: %w", err))
+		return
+	}
+	c.logger.Warn("connecting consumer failed", "err", err)
+	c.setState(StateReconnecting, err)
 }
 
 // errNeedReconnect tells the loop that apply left it without a subscription
@@ -328,18 +471,22 @@ func (c *consumer) apply(cmd command, sess *session, sub *subscription) (*sessio
 		if sub != nil {
 			return sess, sub, nil
 		}
+		if c.circuitOpen() {
+			// The cool-down timer subscribes again.
+			c.setState(StateCircuitOpen, nil)
+			return sess, sub, nil
+		}
 		var err error
 		sess, sub, err = c.connect(sess)
 		if err != nil {
-			c.logger.Warn("resuming consumer failed; will retry", "err", err)
-			c.setState(StateReconnecting, err)
+			c.connectFailed(err)
 			return sess, nil, errNeedReconnect
 		}
 		c.setState(StateRunning, nil)
 		c.logger.Info("consumer resumed")
 		return sess, sub, nil
 	case cmdPrefetch:
-		want := int(c.prefetch.Load())
+		want := c.effectivePrefetch()
 		if sub == nil || sub.prefetch == want {
 			return sess, sub, nil // applied by the next subscribe
 		}
@@ -385,7 +532,7 @@ func (c *consumer) connect(sess *session) (*session, *subscription, error) {
 			return sess, nil, err
 		}
 	}
-	sub, err := c.subscribe(sess, int(c.prefetch.Load()))
+	sub, err := c.subscribe(sess, c.effectivePrefetch())
 	if err != nil {
 		return sess, nil, err
 	}
@@ -450,6 +597,7 @@ func (c *consumer) subscribe(sess *session, prefetch int) (*subscription, error)
 		prefetch:     prefetch,
 		deliveries:   deliveries,
 		chClosed:     ch.NotifyClose(make(chan *amqp.Error, 1)),
+		cancelled:    ch.NotifyCancel(make(chan string, 1)),
 		dispatchDone: make(chan struct{}),
 		draining:     make(chan struct{}),
 	}
@@ -615,16 +763,35 @@ func (c *consumer) dispatch(s *subscription) {
 			// The channel is gone; the broker requeues its unacked messages.
 			return
 		}
+		held, ok := c.thr.wait(s)
+		if !ok {
+			if held {
+				c.thr.lim.release()
+			}
+			c.lim.release()
+			select {
+			case <-s.draining:
+				c.requeueBuffered(s)
+			default:
+			}
+			return
+		}
 		select {
 		case d, ok := <-s.deliveries:
 			if !ok {
+				if held {
+					c.thr.lim.release()
+				}
 				c.lim.release()
 				return
 			}
 			c.stats.inFlight.Add(1)
 			s.handlers.Add(1)
-			go c.handle(s, d)
+			go c.handle(s, d, held)
 		case <-s.draining:
+			if held {
+				c.thr.lim.release()
+			}
 			c.lim.release()
 			c.requeueBuffered(s)
 			return
@@ -647,34 +814,17 @@ func (c *consumer) requeueBuffered(s *subscription) {
 	}
 }
 
-func (c *consumer) handle(s *subscription, d amqp.Delivery) {
+func (c *consumer) handle(s *subscription, d amqp.Delivery, throttled bool) {
 	defer s.handlers.Done()
 	start := time.Now()
-	err := c.invoke(&d)
-	elapsed := time.Since(start)
-	// Ack/Nack go through d.Acknowledger, the channel that delivered d.
-	if err == nil {
-		if ackErr := d.Ack(false); ackErr != nil {
-			c.logger.Warn("ack failed; the broker will redeliver", "err", ackErr, "consumer_tag", s.tag)
-		}
-		c.stats.processed.Add(1)
+	if c.cfg.HandlerTimeout > 0 {
+		c.handleWithDeadline(s, &d)
 	} else {
-		// For now a failed message goes straight back to the queue.
-		// Retry with backoff and dead-lettering come in a later issue.
-		if nackErr := d.Nack(false, true); nackErr != nil {
-			c.logger.Warn("nack failed; the broker will redeliver", "err", nackErr, "consumer_tag", s.tag)
-		}
-		if c.workCtx.Err() != nil {
-			// Aborted by shutdown, not a failure of the handler.
-			c.logger.Debug("handler aborted by shutdown; requeued", "err", err)
-		} else {
-			c.stats.failed.Add(1)
-			c.setLastErr(err)
-			if ok, dropped := c.failureLog.allow(); ok {
-				c.logger.Warn("handler failed; message requeued", "err", err,
-					"message_id", d.MessageId, "redelivered", d.Redelivered, "suppressed", dropped)
-			}
-		}
+		c.settle(s, &d, c.invoke(c.workCtx, &d))
+	}
+	elapsed := time.Since(start)
+	if throttled {
+		c.thr.lim.release()
 	}
 	c.stats.observe(elapsed)
 	if thr := c.cfg.SlowProcessingThreshold; thr > 0 && elapsed >= thr {
@@ -688,9 +838,103 @@ func (c *consumer) handle(s *subscription, d amqp.Delivery) {
 	c.lim.release()
 }
 
-// invoke runs the handler; a panic becomes an error so it fails the message,
-// not the worker.
-func (c *consumer) invoke(d *amqp.Delivery) (err error) {
+// handleWithDeadline runs the handler under HandlerTimeout. A handler that
+// honours its context returns at the deadline; one that ignores it does not
+// keep its message hostage: at the deadline the message is failed (retried,
+// dead-lettered or requeued) and acked while the handler still runs. The
+// worker's permit stays held until the handler really returns, so stuck
+// handlers still count against the concurrency limit.
+func (c *consumer) handleWithDeadline(s *subscription, d *amqp.Delivery) {
+	ctx, cancel := context.WithTimeout(c.workCtx, c.cfg.HandlerTimeout)
+	defer cancel()
+	var settled atomic.Bool
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(fired)
+		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return
+		}
+		if settled.CompareAndSwap(false, true) {
+			c.settle(s, d, fmt.Errorf("handler deadline %s exceeded", c.cfg.HandlerTimeout))
+		}
+	})
+	err := c.invoke(ctx, d)
+	if !stop() {
+		// The deadline fired: wait until its settle is done, so the
+		// channel is not closed under it.
+		<-fired
+	}
+	if !settled.CompareAndSwap(false, true) {
+		c.logger.Warn("handler returned after its deadline; its message had already been failed",
+			"timeout", c.cfg.HandlerTimeout, "message_id", d.MessageId, "err", err)
+		return
+	}
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("handler deadline %s exceeded: %w", c.cfg.HandlerTimeout, err)
+	}
+	c.settle(s, d, err)
+}
+
+// settle acks, or fails the message according to the retry policy. Acks and
+// nacks go through d.Acknowledger, the channel that delivered d.
+func (c *consumer) settle(s *subscription, d *amqp.Delivery, err error) {
+	if err == nil {
+		if ackErr := d.Ack(false); ackErr != nil {
+			c.staleAck(s, ackErr)
+			return
+		}
+		c.stats.processed.Add(1)
+		if c.brk != nil {
+			c.brk.success()
+		}
+		return
+	}
+	if c.workCtx.Err() != nil {
+		// Aborted by shutdown, not a failure of the message.
+		if nackErr := d.Nack(false, true); nackErr != nil {
+			c.staleAck(s, nackErr)
+		}
+		c.logger.Debug("handler aborted by shutdown; requeued", "err", err)
+		return
+	}
+	c.stats.failed.Add(1)
+	c.setLastErr(err)
+	if c.brk != nil && !errors.Is(err, ErrMalformed) {
+		// A malformed message says nothing about the downstream's health.
+		c.brk.failure()
+	}
+	if c.cfg.Retry == nil {
+		if nackErr := d.Nack(false, true); nackErr != nil {
+			c.staleAck(s, nackErr)
+		}
+		if ok, dropped := c.failureLog.allow(); ok {
+			c.logger.Warn("handler failed; message requeued", "err", err,
+				"message_id", d.MessageId, "redelivered", d.Redelivered, "suppressed", dropped)
+		}
+		return
+	}
+	c.failOver(s, d, err)
+}
+
+// staleAck records an ack or nack that could not be sent because the
+// delivering channel is gone. amqp091 acks on the delivery's own channel,
+// so it is never sent on a newer one; the broker requeued the message when
+// the channel died and will deliver it again.
+func (c *consumer) staleAck(s *subscription, err error) {
+	c.stats.staleAcks.Add(1)
+	if ok, dropped := c.failureLog.allow(); ok {
+		c.logger.Info("ack for a delivery of a closed channel dropped; the broker redelivers it",
+			"err", err, "consumer_tag", s.tag, "suppressed", dropped)
+	}
+}
+
+// invoke decodes the body and runs the handler; a panic becomes an error so
+// it fails the message, not the worker.
+func (c *consumer) invoke(ctx context.Context, d *amqp.Delivery) (err error) {
+	body, encoding, err := decodeBody(d)
+	if err != nil {
+		return err
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("handler panicked: %v", r)
@@ -699,11 +943,11 @@ func (c *consumer) invoke(d *amqp.Delivery) (err error) {
 			}
 		}
 	}()
-	return c.handler(c.workCtx, Delivery{
-		Body:            d.Body,
+	return c.handler(ctx, Delivery{
+		Body:            body,
 		Headers:         d.Headers,
 		ContentType:     d.ContentType,
-		ContentEncoding: d.ContentEncoding,
+		ContentEncoding: encoding,
 		MessageID:       d.MessageId,
 		CorrelationID:   d.CorrelationId,
 		Type:            d.Type,

@@ -420,7 +420,7 @@ func TestReadyNamesConsumerWithMissingQueue(t *testing.T) {
 	eventually(t, 10*time.Second, func() bool {
 		err := r.Ready(context.Background())
 		return err != nil && strings.Contains(err.Error(), `"absent"`) &&
-			strings.Contains(err.Error(), "reconnecting") && strings.Contains(err.Error(), "NOT_FOUND")
+			strings.Contains(err.Error(), "cancelled: queue missing") && strings.Contains(err.Error(), "NOT_FOUND")
 	}, "Ready names the consumer and the missing queue")
 	// Pausing a consumer takes it out of readiness.
 	if _, err := r.Pause(context.Background(), "absent"); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +28,12 @@ const (
 	// DefaultMaxPrefetch is Config.MaxPrefetch when zero. It is also the
 	// hard ceiling: basic.qos carries prefetch_count as a 16-bit number.
 	DefaultMaxPrefetch = 65535
+	// Circuit breaker defaults for zero BreakerConfig fields.
+	DefaultBreakerFailureThreshold = 5
+	DefaultBreakerCoolDown         = 30 * time.Second
+	DefaultBreakerHalfOpenMax      = 3
+	// MaxThrottleDelay bounds throttle.delay_between_calls.
+	MaxThrottleDelay = time.Hour
 )
 
 // sampleWriteTimeout bounds one SampleWriter call so a slow store cannot
@@ -61,6 +68,9 @@ type Manager struct {
 	byName    map[string]*consumer
 	running   atomic.Bool
 	started   time.Time
+	// publishers republish retries and dead letters, one connection per
+	// vhost, separate from the consuming connections.
+	publishers map[string]*publisher
 }
 
 // NewManager validates cfgs and builds one consumer per entry; nothing
@@ -92,6 +102,8 @@ func NewManager(amqpURL string, cfgs []Config, w SampleWriter, logger *slog.Logg
 		writer: w,
 		opts:   opts,
 		byName: make(map[string]*consumer, len(cfgs)),
+
+		publishers: make(map[string]*publisher),
 	}
 	for i, cfg := range cfgs {
 		if cfg.Name == "" {
@@ -117,7 +129,15 @@ func NewManager(amqpURL string, cfgs []Config, w SampleWriter, logger *slog.Logg
 		if h == nil {
 			return nil, fmt.Errorf("consumer %q: handler.type: factory for %q returned no handler", cfg.Name, cfg.Handler.Type)
 		}
-		c := newConsumer(cfg, h, amqpURL, opts, clog)
+		var pub *publisher
+		if cfg.Retry != nil {
+			pub = m.publishers[cfg.Vhost]
+			if pub == nil {
+				pub = newPublisher(amqpURL, cfg.Vhost, logger.With("vhost", cfg.Vhost, "role", "publisher"))
+				m.publishers[cfg.Vhost] = pub
+			}
+		}
+		c := newConsumer(cfg, h, amqpURL, opts, pub, clog)
 		m.consumers = append(m.consumers, c)
 		m.byName[cfg.Name] = c
 	}
@@ -171,6 +191,58 @@ func normaliseConfig(cfg Config, urlVhost string) (Config, error) {
 	if cfg.SlowProcessingThreshold < 0 {
 		return cfg, fmt.Errorf("slow_processing_threshold: must not be negative, got %s", cfg.SlowProcessingThreshold)
 	}
+	if cfg.HandlerTimeout < 0 {
+		return cfg, fmt.Errorf("handler_timeout: must not be negative, got %s", cfg.HandlerTimeout)
+	}
+	if r := cfg.Retry; r != nil {
+		rc := *r // never modify the caller's struct
+		if rc.MaxAttempts < 0 {
+			return cfg, fmt.Errorf("max_retry_attempts: must not be negative, got %d", rc.MaxAttempts)
+		}
+		if rc.InitialDelay <= 0 {
+			return cfg, fmt.Errorf("initial_retry_delay: must be positive, got %s", rc.InitialDelay)
+		}
+		if rc.Multiplier == 0 {
+			rc.Multiplier = 1
+		}
+		if !(rc.Multiplier >= 1) || math.IsInf(rc.Multiplier, 0) {
+			return cfg, fmt.Errorf("retry_multiplier: must be at least 1, got %v", rc.Multiplier)
+		}
+		if rc.DeadLetterQueue == cfg.Queue {
+			return cfg, errors.New("dead_letter_queue: must differ from queue")
+		}
+		cfg.Retry = &rc
+	}
+	if t := cfg.Throttle; t != nil {
+		if t.MaxConcurrent < 0 || t.MaxConcurrent > cfg.MaxConcurrency {
+			return cfg, fmt.Errorf("throttle.max_concurrent: must be between 0 and %d, got %d", cfg.MaxConcurrency, t.MaxConcurrent)
+		}
+		if t.DelayBetweenCalls < 0 || t.DelayBetweenCalls > MaxThrottleDelay {
+			return cfg, fmt.Errorf("throttle.delay_between_calls: must be between 0 and %s, got %s", MaxThrottleDelay, t.DelayBetweenCalls)
+		}
+	}
+	if b := cfg.CircuitBreaker; b != nil {
+		bc := *b
+		if bc.FailureThreshold == 0 {
+			bc.FailureThreshold = DefaultBreakerFailureThreshold
+		}
+		if bc.CoolDown == 0 {
+			bc.CoolDown = DefaultBreakerCoolDown
+		}
+		if bc.HalfOpenMax == 0 {
+			bc.HalfOpenMax = DefaultBreakerHalfOpenMax
+		}
+		if bc.FailureThreshold < 1 {
+			return cfg, fmt.Errorf("circuit_breaker.failure_threshold: must be at least 1, got %d", bc.FailureThreshold)
+		}
+		if bc.CoolDown < 0 {
+			return cfg, fmt.Errorf("circuit_breaker.cool_down: must be positive, got %s", bc.CoolDown)
+		}
+		if bc.HalfOpenMax < 1 || bc.HalfOpenMax > DefaultMaxPrefetch {
+			return cfg, fmt.Errorf("circuit_breaker.half_open_max: must be between 1 and %d, got %d", DefaultMaxPrefetch, bc.HalfOpenMax)
+		}
+		cfg.CircuitBreaker = &bc
+	}
 	return cfg, nil
 }
 
@@ -219,6 +291,10 @@ func (m *Manager) Run(ctx context.Context) error {
 	// 5. Close connections; the broker requeues anything still unacked.
 	for _, c := range m.consumers {
 		c.closeAll()
+	}
+	// Publishers last: the drain above may still have republished.
+	for _, p := range m.publishers {
+		p.close()
 	}
 	m.logger.Info("consumers shut down")
 	return nil
@@ -319,6 +395,20 @@ func (m *Manager) Update(ctx context.Context, name string, ch Change) (Status, e
 		if v := *ch.Prefetch; v < 1 || v > c.cfg.MaxPrefetch {
 			return Status{}, fmt.Errorf("%w: prefetch must be between 1 and %d, got %d", ErrInvalid, c.cfg.MaxPrefetch, v)
 		}
+	}
+	if v := ch.ThrottleMaxConcurrent; v != nil && (*v < 0 || *v > c.cfg.MaxConcurrency) {
+		return Status{}, fmt.Errorf("%w: throttle_max_concurrent must be between 0 and %d, got %d", ErrInvalid, c.cfg.MaxConcurrency, *v)
+	}
+	if v := ch.ThrottleDelay; v != nil && (*v < 0 || *v > MaxThrottleDelay) {
+		return Status{}, fmt.Errorf("%w: throttle_delay_ms must be between 0 and %d, got %d", ErrInvalid, MaxThrottleDelay.Milliseconds(), v.Milliseconds())
+	}
+	if v := ch.ThrottleMaxConcurrent; v != nil {
+		c.thr.setConc(*v)
+		c.logger.Info("throttle max_concurrent changed", "max_concurrent", *v)
+	}
+	if v := ch.ThrottleDelay; v != nil {
+		c.thr.setDelay(*v)
+		c.logger.Info("throttle delay_between_calls changed", "delay_between_calls", *v)
 	}
 	if ch.Concurrency != nil {
 		if old := c.lim.current(); old != *ch.Concurrency {

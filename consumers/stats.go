@@ -51,6 +51,7 @@ func (h *histogram) record(d time.Duration) {
 // Differences of two copies describe the interval between them.
 type counters struct {
 	processed, failed, slow uint64
+	retried, deadLettered   uint64
 	buckets                 [histBuckets]uint64
 }
 
@@ -60,6 +61,9 @@ func (c *counters) sub(prev *counters) counters {
 		processed: c.processed - prev.processed,
 		failed:    c.failed - prev.failed,
 		slow:      c.slow - prev.slow,
+
+		retried:      c.retried - prev.retried,
+		deadLettered: c.deadLettered - prev.deadLettered,
 	}
 	for i := range out.buckets {
 		out.buckets[i] = c.buckets[i] - prev.buckets[i]
@@ -104,12 +108,15 @@ func (c *counters) quantilesMs(qs ...float64) []*float64 {
 // stats are the per-consumer counters. The hot path touches only atomics;
 // mu guards the bookkeeping done by the sampler and the status readers.
 type stats struct {
-	processed atomic.Uint64
-	failed    atomic.Uint64
-	slow      atomic.Uint64
-	inFlight  atomic.Int64
-	hist      histogram
-	maxNs     atomic.Int64 // largest latency of the current sample interval
+	processed    atomic.Uint64
+	failed       atomic.Uint64
+	slow         atomic.Uint64
+	retried      atomic.Uint64
+	deadLettered atomic.Uint64
+	staleAcks    atomic.Uint64
+	inFlight     atomic.Int64
+	hist         histogram
+	maxNs        atomic.Int64 // largest latency of the current sample interval
 
 	mu sync.Mutex
 	// last is the state at the latest sample boundary, prev at the one before.
@@ -136,6 +143,9 @@ func (s *stats) snapshot() counters {
 		processed: s.processed.Load(),
 		failed:    s.failed.Load(),
 		slow:      s.slow.Load(),
+
+		retried:      s.retried.Load(),
+		deadLettered: s.deadLettered.Load(),
 	}
 	for i := range c.buckets {
 		c.buckets[i] = s.hist.counts[i].Load()
@@ -159,6 +169,8 @@ func (s *stats) sample(name string, at time.Time, interval time.Duration) Sample
 		Processed:    int64(d.processed),
 		Failed:       int64(d.failed),
 		Slow:         int64(d.slow),
+		Retried:      int64(d.retried),
+		DeadLettered: int64(d.deadLettered),
 		LatencyP50Ms: q[0],
 		LatencyP95Ms: q[1],
 		LatencyP99Ms: q[2],

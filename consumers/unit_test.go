@@ -161,6 +161,21 @@ func TestBackoffIsCappedAndJittered(t *testing.T) {
 	}
 }
 
+func TestBackoffUsesFactor(t *testing.T) {
+	b := backoff{min: 100 * time.Millisecond, max: time.Second, factor: 3}
+	for i, want := range []time.Duration{100 * time.Millisecond, 300 * time.Millisecond, 900 * time.Millisecond, time.Second, time.Second} {
+		if d := b.next(); d < want/2 || d > want {
+			t.Fatalf("attempt %d: %s not in [%s, %s]", i, d, want/2, want)
+		}
+	}
+	flat := backoff{min: 200 * time.Millisecond, max: time.Second, factor: 1}
+	for range 5 {
+		if d := flat.next(); d < 100*time.Millisecond || d > 200*time.Millisecond {
+			t.Fatalf("factor 1: %s", d)
+		}
+	}
+}
+
 func TestMaskedURLAndParseErrors(t *testing.T) {
 	uri, err := parseAMQPURL("amqp://guest:s3cret@rabbit:5672/%2F")
 	if err != nil {
@@ -291,6 +306,23 @@ func TestNewManagerValidation(t *testing.T) {
 		{"unknown handler", []Config{func() Config { c := validConfig("c"); c.Handler.Type = "nope"; return c }()}, "", []string{`"c"`, "handler.type", "nope"}},
 		{"bad failure ratio", []Config{func() Config { c := validConfig("d"); c.Handler.FailureRatio = 2; return c }()}, "", []string{`"d"`, "failure_ratio"}},
 		{"empty queue", []Config{func() Config { c := validConfig("e"); c.Queue = ""; return c }()}, "", []string{`"e"`, "queue"}},
+		{"negative handler timeout", []Config{func() Config { c := validConfig("f"); c.HandlerTimeout = -1; return c }()}, "", []string{`"f"`, "handler_timeout"}},
+		{"negative retries", []Config{func() Config {
+			c := validConfig("g")
+			c.Retry = &RetryConfig{MaxAttempts: -1, InitialDelay: 1}
+			return c
+		}()}, "", []string{`"g"`, "max_retry_attempts"}},
+		{"zero retry delay", []Config{func() Config { c := validConfig("g"); c.Retry = &RetryConfig{}; return c }()}, "", []string{"initial_retry_delay"}},
+		{"multiplier below 1", []Config{func() Config {
+			c := validConfig("g")
+			c.Retry = &RetryConfig{InitialDelay: 1, Multiplier: 0.5}
+			return c
+		}()}, "", []string{"retry_multiplier"}},
+		{"dead-letter queue is the queue", []Config{func() Config {
+			c := validConfig("g")
+			c.Retry = &RetryConfig{InitialDelay: 1, DeadLetterQueue: "q"}
+			return c
+		}()}, "", []string{"dead_letter_queue"}},
 		{"bad url", []Config{validConfig("a")}, "http://guest:pw@x/", []string{"AMQP URL"}},
 	}
 	for _, tt := range tests {

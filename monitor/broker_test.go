@@ -224,10 +224,13 @@ func TestBrokerNewQueueCountsUnknown(t *testing.T) {
 	if fresh == "" {
 		t.Fatal("no brand-new queue came back with unknown counts")
 	}
+	// The counts (queue_coarse_metrics) and the consumer count (queue
+	// metrics) reach the management database in separate emissions, so one
+	// may be known while the other is not yet: wait for both.
 	eventually(t, statsWait, func() bool {
 		snap := p.runOnce(t.Context())
 		q, _ := find(snap.Queues, "/", fresh)
-		return q.Messages != nil
+		return q.Messages != nil && q.Consumers != nil
 	})
 	snap := p.runOnce(t.Context())
 	q, _ := find(snap.Queues, "/", fresh)

@@ -95,16 +95,33 @@ func describeTransportError(err error, timeout time.Duration) string {
 
 // queuePage is one decoded page of GET /api/queues.
 type queuePage struct {
-	pageCount int
-	queues    []QueueSample
-	oddValues int // counts that were present but not a non-negative integer
+	pageCount  int
+	totalCount *int64 // queues in the whole listing when this page was built
+	queues     []QueueSample
+	oddities   []oddity // values that were present but unusable
 }
+
+// oddity is one value the broker sent that could not be taken as truth.
+type oddity struct {
+	vhost, queue, field string
+	value               string // truncated raw JSON
+	reason              string
+}
+
+// Plausibility limits: a value beyond them is flagged, not stored as truth.
+// No broker holds a trillion messages in one queue or moves a hundred
+// million messages a second through it.
+const (
+	maxPlausibleCount = 1_000_000_000_000
+	maxPlausibleRate  = 100_000_000
+)
 
 // rawQueuePage mirrors the paged answer, keeping every value raw so that
 // "missing", "null" and odd encodings can be told apart.
 type rawQueuePage struct {
-	PageCount json.RawMessage `json:"page_count"`
-	Items     *[]rawQueue     `json:"items"`
+	PageCount  json.RawMessage `json:"page_count"`
+	TotalCount json.RawMessage `json:"total_count"`
+	Items      *[]rawQueue     `json:"items"`
 }
 
 type rawQueue struct {
@@ -114,11 +131,16 @@ type rawQueue struct {
 	MessagesReady          json.RawMessage `json:"messages_ready"`
 	MessagesUnacknowledged json.RawMessage `json:"messages_unacknowledged"`
 	Consumers              json.RawMessage `json:"consumers"`
+	ConsumerUtilisation    json.RawMessage `json:"consumer_utilisation"`
+	MessageStats           json.RawMessage `json:"message_stats"`
+	Arguments              json.RawMessage `json:"arguments"`
+	Policy                 json.RawMessage `json:"effective_policy_definition"`
 }
 
 // decodeQueuePage decodes one page. A page that is not the expected object is
 // an error (the poll fails); an odd value inside a queue only makes that value
-// unknown, and a queue without a usable name or vhost is skipped.
+// unknown (and is reported as an oddity), and a queue without a usable name or
+// vhost is skipped.
 func decodeQueuePage(body []byte, logger *slog.Logger) (queuePage, error) {
 	if b := bytes.TrimSpace(body); len(b) > 0 && b[0] == '[' {
 		// Pre-3.6 brokers ignore the page parameters and send a bare array.
@@ -136,6 +158,7 @@ func decodeQueuePage(body []byte, logger *slog.Logger) (queuePage, error) {
 		return queuePage{}, fmt.Errorf("page_count %s: not a count", truncate(raw.PageCount))
 	}
 	pg := queuePage{pageCount: int(min(*pc, math.MaxInt32)), queues: make([]QueueSample, 0, len(*raw.Items))}
+	pg.totalCount, _ = parseCount(raw.TotalCount) // optional: only used to notice changes
 	for i, item := range *raw.Items {
 		var name, vhost string
 		if json.Unmarshal(item.Name, &name) != nil || json.Unmarshal(item.Vhost, &vhost) != nil || name == "" {
@@ -144,6 +167,18 @@ func decodeQueuePage(body []byte, logger *slog.Logger) (queuePage, error) {
 			continue
 		}
 		q := QueueSample{Vhost: vhost, Name: name}
+		odd := func(field string, raw json.RawMessage, err error) {
+			q.Flagged = append(q.Flagged, field)
+			pg.oddities = append(pg.oddities, oddity{vhost: vhost, queue: name, field: field, value: truncate(raw), reason: err.Error()})
+		}
+		var stats struct {
+			Publish json.RawMessage `json:"publish"`
+		}
+		if len(item.MessageStats) > 0 && string(item.MessageStats) != "null" {
+			if err := json.Unmarshal(item.MessageStats, &stats); err != nil {
+				odd("message_stats", item.MessageStats, errors.New("not an object"))
+			}
+		}
 		for _, f := range []struct {
 			field string
 			raw   json.RawMessage
@@ -153,18 +188,79 @@ func decodeQueuePage(body []byte, logger *slog.Logger) (queuePage, error) {
 			{"messages_ready", item.MessagesReady, &q.Ready},
 			{"messages_unacknowledged", item.MessagesUnacknowledged, &q.Unacked},
 			{"consumers", item.Consumers, &q.Consumers},
+			{"message_stats.publish", stats.Publish, &q.PublishedTotal},
 		} {
 			v, err := parseCount(f.raw)
+			if err == nil && v != nil && *v > maxPlausibleCount {
+				v, err = nil, fmt.Errorf("absurd: above %d", int64(maxPlausibleCount))
+			}
 			if err != nil {
-				pg.oddValues++
-				logger.Debug("treating odd count as unknown", "vhost", vhost, "queue", name,
-					"field", f.field, "value", truncate(f.raw), "reason", err)
+				odd(f.field, f.raw, err)
 			}
 			*f.dst = v
 		}
+		u, err := parseFloat(item.ConsumerUtilisation)
+		if err == nil && u != nil && (*u < 0 || *u > 1) {
+			u, err = nil, errors.New("outside 0..1")
+		}
+		if err != nil {
+			odd("consumer_utilisation", item.ConsumerUtilisation, err)
+		}
+		q.ConsumerUtilisation = u
+		q.DeadLetterExchange, q.deadLetterRoutingKey = deadLetterTarget(item.Arguments, item.Policy)
 		pg.queues = append(pg.queues, q)
 	}
 	return pg, nil
+}
+
+// deadLetterTarget reads the dead-letter exchange and routing key from a
+// queue's arguments, falling back to its effective policy (arguments win, as
+// in RabbitMQ). Absent or odd values give nil: no dead-lettering known.
+func deadLetterTarget(args, policy json.RawMessage) (exchange, routingKey *string) {
+	str := func(obj json.RawMessage, key string) *string {
+		var m map[string]json.RawMessage
+		// Empty arguments come as [] from some broker versions: not an object, nothing to read.
+		if json.Unmarshal(obj, &m) != nil {
+			return nil
+		}
+		var v string
+		if raw, ok := m[key]; !ok || json.Unmarshal(raw, &v) != nil {
+			return nil
+		}
+		return &v
+	}
+	if x := str(args, "x-dead-letter-exchange"); x != nil {
+		return x, str(args, "x-dead-letter-routing-key")
+	}
+	if x := str(policy, "dead-letter-exchange"); x != nil {
+		return x, str(policy, "dead-letter-routing-key")
+	}
+	return nil, nil
+}
+
+// parseFloat reads a rate or ratio leniently: missing or null -> nil, a
+// finite number or a string holding one -> its value, anything else -> nil
+// and an error.
+func parseFloat(raw json.RawMessage) (*float64, error) {
+	s := strings.TrimSpace(string(raw))
+	if s == "" || s == "null" {
+		return nil, nil
+	}
+	if s[0] == '"' {
+		var str string
+		if err := json.Unmarshal(raw, &str); err != nil {
+			return nil, err
+		}
+		s = strings.TrimSpace(str)
+		if s == "" || !json.Valid([]byte(s)) || (s[0] != '-' && (s[0] < '0' || s[0] > '9')) {
+			return nil, errors.New("string is not a number")
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil, errors.New("not a finite number")
+	}
+	return &f, nil
 }
 
 // parseCount reads a count leniently. Missing or null -> nil, no error. An

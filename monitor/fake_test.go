@@ -27,16 +27,23 @@ const (
 
 // fakeAPI serves testdata/<scenario>_page<N>.json (200) or
 // testdata/<scenario>_page<N>.status<code>.json for GET /api/queues?page=N.
+//
+// Other GET /api/X requests (overview, nodes, consumers) are served from
+// testdata/<scenario>_X.json when it exists, 404 otherwise.
 type fakeAPI struct {
 	t        *testing.T
 	scenario string
 	mu       sync.Mutex
-	queries  []string
+	queries  []string // of /api/queues requests
+	paths    []string // escaped path of every request
 }
 
 func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
-	f.queries = append(f.queries, r.URL.RawQuery)
+	f.paths = append(f.paths, r.URL.EscapedPath())
+	if r.URL.Path == "/api/queues" {
+		f.queries = append(f.queries, r.URL.RawQuery)
+	}
 	f.mu.Unlock()
 	if u, p, ok := r.BasicAuth(); !ok || u != fakeUser || p != fakePass {
 		w.Header().Set("Content-Type", "application/json")
@@ -44,8 +51,18 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `{"error":"not_authorised","reason":"Login failed"}`)
 		return
 	}
-	if r.URL.Path != "/api/queues" || r.Method != http.MethodGet {
+	if r.Method != http.MethodGet {
 		http.NotFound(w, r)
+		return
+	}
+	if r.URL.Path != "/api/queues" {
+		body, err := os.ReadFile(filepath.Join("testdata", f.scenario+"_"+strings.ReplaceAll(strings.TrimPrefix(r.URL.Path, "/api/"), "/", "_")+".json"))
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
 		return
 	}
 	q := r.URL.Query()
@@ -128,7 +145,8 @@ func TestOddJSON(t *testing.T) {
 				w.Vhost, w.Name, ptrStr(w.Messages), ptrStr(w.Ready), ptrStr(w.Unacked), ptrStr(w.Consumers), w.Status)
 		}
 	}
-	if f.queries[0] != "columns=name%2Cvhost%2Cmessages%2Cmessages_ready%2Cmessages_unacknowledged%2Cconsumers&page=1&page_size=6" {
+	if f.queries[0] != "columns=name%2Cvhost%2Cmessages%2Cmessages_ready%2Cmessages_unacknowledged%2Cconsumers%2C"+
+		"consumer_utilisation%2Cmessage_stats.publish%2Carguments%2Ceffective_policy_definition&page=1&page_size=6" {
 		t.Errorf("first query = %s", f.queries[0])
 	}
 	if len(f.queries) != 2 {

@@ -29,7 +29,12 @@ const (
 
 // queueColumns limits the listing to what a QueueSample holds; the full queue
 // objects are ten times larger and a broker may hold 10,000 queues.
-const queueColumns = "name,vhost,messages,messages_ready,messages_unacknowledged,consumers"
+const queueColumns = "name,vhost,messages,messages_ready,messages_unacknowledged,consumers," +
+	"consumer_utilisation,message_stats.publish,arguments,effective_policy_definition"
+
+// maxOddKeys bounds the memory of oddities already logged; past it the
+// memory starts over (an oddity may then be logged once more).
+const maxOddKeys = 100_000
 
 // Errors a failed poll wraps, so callers (/readyz, logs) can tell why.
 var (
@@ -50,6 +55,15 @@ type PollerConfig struct {
 	Timeout    time.Duration // per HTTP request; default 10s
 	PageSize   int           // queues per page; default and max 500
 	Thresholds Thresholds    // classify queue depth; zero Default = 10000/50000
+	// DeadLetterQueues are recognised as dead-letter queues whatever their
+	// name or bindings (e.g. the consumers' dead_letter_queue settings).
+	DeadLetterQueues []QueueRef
+}
+
+// QueueRef names one queue of one vhost.
+type QueueRef struct {
+	Vhost string
+	Name  string
 }
 
 // Poller polls the management API for every queue of every vhost, stores
@@ -68,6 +82,11 @@ type Poller struct {
 	mu      sync.RWMutex
 	latest  Snapshot
 	lastErr string // message of the previous failed poll, to log changes only
+
+	// Guarded by pollMu: state carried from one poll to the next.
+	rates   map[queueKey]rateState // for warren's own rate deltas
+	logged  map[string]bool        // oddities and one-off warnings already logged
+	metrics pollMetrics            // optional; set by NewCollector
 }
 
 // NewPoller validates cfg, fills in defaults and returns a Poller. w may be
@@ -129,6 +148,7 @@ func NewPoller(cfg PollerConfig, w SampleWriter, observers []Observer, logger *s
 		observers: slices.Clone(observers),
 		logger:    logger.With("component", "monitor", "management_url", endpoint),
 		now:       time.Now,
+		logged:    map[string]bool{},
 	}, nil
 }
 
@@ -145,18 +165,53 @@ func checkLevel(l Level) error {
 }
 
 // Run polls at once and then every Interval until ctx ends, and returns nil
-// then. A poll that outlasts the interval delays the next one: polls never
-// overlap.
+// then. Polls never overlap: a poll that outlasts the interval makes the
+// loop skip the ticks it overran (logged), and the next poll starts at the
+// next tick.
 func (p *Poller) Run(ctx context.Context) error {
 	t := time.NewTicker(p.cfg.Interval)
 	defer t.Stop()
 	for {
-		p.runOnce(ctx)
+		snap := p.runOnce(ctx)
+		if snap.Duration > p.cfg.Interval {
+			// The ticker kept one tick while we polled; drop it so the next
+			// poll waits for a fresh tick instead of starting at once.
+			select {
+			case <-t.C:
+			default:
+			}
+			skipped := int64(snap.Duration / p.cfg.Interval)
+			p.metrics.overrun(skipped)
+			p.logger.Warn("poll took longer than the poll interval; skipping ticks",
+				"duration", snap.Duration.Round(time.Millisecond), "interval", p.cfg.Interval, "ticks_skipped", skipped)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
+	}
+}
+
+// logOnce logs a warning the first time key is seen: an oddity that comes
+// back at every poll must not flood the log.
+func (p *Poller) logOnce(key, msg string, args ...any) {
+	if p.logged[key] {
+		return
+	}
+	if len(p.logged) >= maxOddKeys {
+		clear(p.logged)
+	}
+	p.logged[key] = true
+	p.logger.Warn(msg, args...)
+}
+
+// reportOddities logs each oddity once per queue and field.
+func (p *Poller) reportOddities(odd []oddity) {
+	for _, o := range odd {
+		p.logOnce("odd\x00"+o.vhost+"\x00"+o.queue+"\x00"+o.field,
+			"broker sent an unusable value; treating it as unknown (logged once per queue and field)",
+			"vhost", o.vhost, "queue", o.queue, "field", o.field, "value", o.value, "reason", o.reason)
 	}
 }
 
@@ -177,34 +232,39 @@ func (p *Poller) Ready(_ context.Context) error {
 	return s.Err
 }
 
-// runOnce does one poll: list, store, publish to Latest and observers.
+// runOnce does one poll: list, derive, store, publish to Latest and observers.
 func (p *Poller) runOnce(ctx context.Context) Snapshot {
 	p.pollMu.Lock()
 	defer p.pollMu.Unlock()
 
 	start := p.now()
-	queues, stats, err := p.listQueues(ctx)
-	snap := Snapshot{At: start.UTC(), Queues: queues, Err: err}
+	snap, stats, err := p.poll(ctx, start.UTC())
+	snap.Err = err
+	snap.Duration = p.now().Sub(start)
+	p.metrics.observePoll(snap.Duration, err)
 	if err != nil {
 		if ctx.Err() != nil {
 			// Shutting down: an interrupted poll says nothing about the broker,
 			// so it neither replaces Latest nor reaches observers.
 			return snap
 		}
-		snap.Queues = nil
+		// A failed poll carries nothing: no samples, no partial picture.
+		snap = Snapshot{At: snap.At, Err: err, Duration: snap.Duration}
 		p.logFailure(err)
 	} else {
 		p.logRecovery()
 		if p.writer != nil {
-			if werr := p.writer.WriteQueueSamples(ctx, snap.At, queues); werr != nil {
+			wstart := time.Now()
+			if werr := p.writer.WriteQueueSamples(ctx, snap.At, snap.Queues); werr != nil {
 				// Storage trouble is not broker trouble: the snapshot still
 				// counts as a successful poll for Ready and the observers.
-				p.logger.Error("storing queue samples failed", "error", werr, "queues", len(queues))
+				p.logger.Error("storing queue samples failed", "error", werr, "queues", len(snap.Queues))
 			}
+			p.metrics.observeWrite(time.Since(wstart))
 		}
-		p.logger.Debug("poll done", "queues", len(queues), "pages", stats.pages,
+		p.logger.Debug("poll done", "queues", len(snap.Queues), "pages", stats.pages, "restarts", stats.restarts,
 			"duplicates", stats.duplicates, "odd_values", stats.oddValues,
-			"duration_ms", time.Since(start).Milliseconds())
+			"duration_ms", snap.Duration.Milliseconds())
 	}
 
 	p.mu.Lock()
@@ -215,6 +275,60 @@ func (p *Poller) runOnce(ctx context.Context) Snapshot {
 		o.ObserveSnapshot(ctx, snap)
 	}
 	return snap
+}
+
+// poll reads everything one Snapshot holds. Only the queue listing and
+// access errors (401, 403, no answer) fail it; an overview, node or consumer
+// listing the broker answers oddly is left out and logged once.
+func (p *Poller) poll(ctx context.Context, at time.Time) (Snapshot, listStats, error) {
+	snap := Snapshot{At: at}
+	optional := func(what string, err error) error {
+		if err == nil {
+			delete(p.logged, "fail:"+what)
+			return nil
+		}
+		if isAccessError(err) || ctx.Err() != nil {
+			return err
+		}
+		p.logOnce("fail:"+what, "polling "+what+" failed; it is left out until it works again", "error", err)
+		return nil
+	}
+	ov, err := p.fetchOverview(ctx)
+	if err := optional("overview", err); err != nil {
+		return snap, listStats{}, err
+	}
+	snap.Overview = ov
+	nodes, err := p.fetchNodes(ctx)
+	if err := optional("nodes", err); err != nil {
+		return snap, listStats{}, err
+	}
+	snap.Nodes = nodes
+
+	queues, stats, err := p.listQueues(ctx)
+	if err != nil {
+		return snap, stats, err
+	}
+	cons, err := p.fetchConsumers(ctx)
+	if err := optional("consumers", err); err != nil {
+		return snap, stats, err
+	}
+	if cons != nil {
+		for i := range queues {
+			queues[i].ConsumerDetails = cons[queueKey{queues[i].Vhost, queues[i].Name}]
+			if queues[i].ConsumerDetails == nil {
+				queues[i].ConsumerDetails = []ConsumerInfo{} // known: none
+			}
+		}
+	}
+	if err := p.markDeadLetters(ctx, queues); err != nil {
+		return snap, stats, err
+	}
+	next, odd := deriveRates(p.rates, queues, at)
+	p.rates = next
+	stats.oddValues += len(odd)
+	p.reportOddities(odd)
+	snap.Queues = queues
+	return snap, stats, nil
 }
 
 // logFailure warns when polling starts failing or fails differently; a broker
@@ -243,40 +357,83 @@ func (p *Poller) logRecovery() {
 
 // listStats describes one listing, for the debug summary and tests.
 type listStats struct {
+	restarts   int
 	pages      int
 	duplicates int
 	oddValues  int
 }
 
+// maxListAttempts bounds how often one poll restarts the queue listing
+// because queues were created or deleted while it paged.
+const maxListAttempts = 3
+
 // listQueues reads every page of GET /api/queues and returns every queue once,
 // sorted by vhost and name.
+//
+// The broker builds each page from the queues that exist at that moment, so
+// a queue created or deleted mid-poll shifts the later pages: a queue can be
+// listed twice (kept once) or, worse, be pushed onto a page already read and
+// missed. When the listing's total changes between pages, the listing starts
+// over (at most maxListAttempts times; the last attempt is kept as it is).
+// A creation and a deletion that cancel out between two pages cannot be
+// seen this way; the queue is then missing from this poll only.
 func (p *Poller) listQueues(ctx context.Context) ([]QueueSample, listStats, error) {
 	var stats listStats
-	type key struct{ vhost, name string }
-	index := map[key]int{}
-	var out []QueueSample
-
-	for page, pageCount := 1, 1; page <= pageCount; page++ {
-		if err := ctx.Err(); err != nil {
-			return nil, stats, fmt.Errorf("polling queues at %s: %w", p.endpoint, err)
-		}
-		pg, err := p.fetchPage(ctx, page)
-		if errors.Is(err, errPageOutOfRange) && page > 1 {
-			// Queues were deleted while we paged: the list got shorter and
-			// everything still there has been seen.
-			break
-		}
+	for attempt := 1; ; attempt++ {
+		out, changed, err := p.listQueuesOnce(ctx, &stats)
 		if err != nil {
 			return nil, stats, err
 		}
+		if changed && attempt < maxListAttempts {
+			stats.restarts++
+			continue
+		}
+		if changed {
+			p.logger.Debug("queue listing kept changing while paged; keeping the last reading", "attempts", attempt)
+		}
+		for i := range out {
+			out[i].Status = p.cfg.Thresholds.Classify(out[i].Name, out[i].Messages)
+		}
+		slices.SortFunc(out, func(a, b QueueSample) int {
+			if c := strings.Compare(a.Vhost, b.Vhost); c != 0 {
+				return c
+			}
+			return strings.Compare(a.Name, b.Name)
+		})
+		return out, stats, nil
+	}
+}
+
+// listQueuesOnce reads every page once. changed reports that the listing
+// changed while it was read (total count differs, or it got shorter).
+func (p *Poller) listQueuesOnce(ctx context.Context, stats *listStats) (out []QueueSample, changed bool, err error) {
+	index := map[queueKey]int{}
+	var total *int64
+	for page, pageCount := 1, 1; page <= pageCount; page++ {
+		if err := ctx.Err(); err != nil {
+			return nil, false, fmt.Errorf("polling queues at %s: %w", p.endpoint, err)
+		}
+		pg, err := p.fetchPage(ctx, page)
+		if errors.Is(err, errPageOutOfRange) && page > 1 {
+			// Queues were deleted while we paged: the list got shorter.
+			return out, true, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
 		stats.pages++
-		stats.oddValues += pg.oddValues
+		stats.oddValues += len(pg.oddities)
+		p.reportOddities(pg.oddities)
 		pageCount = pg.pageCount
+		if page == 1 {
+			total = pg.totalCount
+		} else if (total == nil) != (pg.totalCount == nil) || total != nil && *total != *pg.totalCount {
+			changed = true
+		}
 		for _, q := range pg.queues {
-			k := key{q.Vhost, q.Name}
+			k := queueKey{q.Vhost, q.Name}
 			if i, ok := index[k]; ok {
-				// A queue created or deleted mid-poll shifts the pages and
-				// the same queue shows up twice; keep the later reading.
+				// Listed twice (the pages shifted); keep the later reading.
 				out[i] = q
 				stats.duplicates++
 				continue
@@ -285,16 +442,7 @@ func (p *Poller) listQueues(ctx context.Context) ([]QueueSample, listStats, erro
 			out = append(out, q)
 		}
 	}
-	for i := range out {
-		out[i].Status = p.cfg.Thresholds.Classify(out[i].Name, out[i].Messages)
-	}
-	slices.SortFunc(out, func(a, b QueueSample) int {
-		if c := strings.Compare(a.Vhost, b.Vhost); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Name, b.Name)
-	})
-	return out, stats, nil
+	return out, changed, nil
 }
 
 // errPageOutOfRange marks the 400 the API gives for a page past the end.
@@ -358,5 +506,30 @@ func (p *Poller) classify(ctx context.Context, page, status int, err error) erro
 		return fmt.Errorf("%s: %w: %s", where, ErrUnreachable, describeTransportError(err, p.cfg.Timeout))
 	default:
 		return fmt.Errorf("%s, page %d: %w", where, page, err)
+	}
+}
+
+// pollMetrics receives poll measurements; the zero value ignores them.
+type pollMetrics struct {
+	observePollFn  func(d time.Duration, err error)
+	observeWriteFn func(d time.Duration)
+	overrunFn      func(skipped int64)
+}
+
+func (m pollMetrics) observePoll(d time.Duration, err error) {
+	if m.observePollFn != nil {
+		m.observePollFn(d, err)
+	}
+}
+
+func (m pollMetrics) observeWrite(d time.Duration) {
+	if m.observeWriteFn != nil {
+		m.observeWriteFn(d)
+	}
+}
+
+func (m pollMetrics) overrun(skipped int64) {
+	if m.overrunFn != nil {
+		m.overrunFn(skipped)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"time"
 
 	"warren/consumers"
@@ -17,13 +18,64 @@ var (
 	_ consumers.SampleWriter = (*Store)(nil)
 )
 
-// QueuePoint is one stored sample of one queue. Nil = not reported by the broker.
+// QueuePoint is one point of one queue's history: a raw sample, or the
+// average over a rollup bucket (At = bucket start). Nil = not reported by the
+// broker (or, for a bucket, in none of its samples).
 type QueuePoint struct {
 	At        time.Time
 	Messages  *int64
 	Ready     *int64
 	Unacked   *int64
 	Consumers *int64
+	// MessagesMax is the highest depth seen in a rollup bucket; for a raw
+	// sample it equals Messages.
+	MessagesMax *int64
+	IngressRate *float64 // messages/s into the queue, warren's own estimate
+	EgressRate  *float64 // messages/s out of the queue, warren's own estimate
+}
+
+// queueKey identifies a queue: vhost and name are kept as separate strings.
+type queueKey struct{ vhost, name string }
+
+// queueIDs returns the ids of the given queues, creating the missing ones in
+// tx. The caller holds s.idMu.
+func (s *Store) queueIDs(ctx context.Context, tx *sql.Tx, queues []monitor.QueueSample) ([]int64, error) {
+	out := make([]int64, len(queues))
+	var ins, sel *sql.Stmt
+	defer func() {
+		if ins != nil {
+			ins.Close()
+		}
+		if sel != nil {
+			sel.Close()
+		}
+	}()
+	for i, q := range queues {
+		k := queueKey{q.Vhost, q.Name}
+		if id, ok := s.ids[k]; ok {
+			out[i] = id
+			continue
+		}
+		if ins == nil {
+			var err error
+			if ins, err = tx.PrepareContext(ctx, `INSERT INTO queues (vhost, name) VALUES (?, ?) ON CONFLICT DO NOTHING`); err != nil {
+				return nil, err
+			}
+			if sel, err = tx.PrepareContext(ctx, `SELECT id FROM queues WHERE vhost = ? AND name = ?`); err != nil {
+				return nil, err
+			}
+		}
+		if _, err := ins.ExecContext(ctx, q.Vhost, q.Name); err != nil {
+			return nil, fmt.Errorf("queue %q in vhost %q: %w", q.Name, q.Vhost, err)
+		}
+		var id int64
+		if err := sel.QueryRowContext(ctx, q.Vhost, q.Name).Scan(&id); err != nil {
+			return nil, fmt.Errorf("queue %q in vhost %q: %w", q.Name, q.Vhost, err)
+		}
+		s.ids[k] = id
+		out[i] = id
+	}
+	return out, nil
 }
 
 // WriteQueueSamples stores the queues of one poll in one transaction with one
@@ -34,22 +86,34 @@ func (s *Store) WriteQueueSamples(ctx context.Context, at time.Time, queues []mo
 		return nil
 	}
 	ts := ms(at)
+	s.idMu.Lock()
+	defer s.idMu.Unlock()
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO queue_samples
-			(ts, vhost, name, messages, ready, unacked, consumers) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+		ids, err := s.queueIDs(ctx, tx, queues)
+		if err != nil {
+			return err
+		}
+		// OR REPLACE: a queue listed twice in one poll keeps its last reading
+		// instead of failing the whole poll on the primary key.
+		stmt, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO queue_samples
+			(queue_id, ts, messages, ready, unacked, consumers, ingress_rate, egress_rate)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
-		for _, q := range queues {
-			if _, err := stmt.ExecContext(ctx, ts, q.Vhost, q.Name,
-				nullInt(q.Messages), nullInt(q.Ready), nullInt(q.Unacked), nullInt(q.Consumers)); err != nil {
+		for i, q := range queues {
+			if _, err := stmt.ExecContext(ctx, ids[i], ts,
+				nullInt(q.Messages), nullInt(q.Ready), nullInt(q.Unacked), nullInt(q.Consumers),
+				nullFloat(q.IngressRate), nullFloat(q.EgressRate)); err != nil {
 				return fmt.Errorf("queue %q in vhost %q: %w", q.Name, q.Vhost, err)
 			}
 		}
 		return nil
 	})
 	if err != nil {
+		// The transaction rolled back: ids created in it are gone.
+		clear(s.ids)
 		return fmt.Errorf("writing %d queue samples: %w", len(queues), err)
 	}
 	return nil
@@ -84,37 +148,14 @@ func (s *Store) WriteConsumerSamples(ctx context.Context, samples []consumers.Sa
 	return nil
 }
 
-// QueueHistory returns the samples of one queue taken at or after since,
+// QueueHistory returns the raw samples of one queue taken at or after since,
 // oldest first.
 func (s *Store) QueueHistory(ctx context.Context, vhost, name string, since time.Time) ([]QueuePoint, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT ts, messages, ready, unacked, consumers
-		FROM queue_samples WHERE vhost = ? AND name = ? AND ts >= ? ORDER BY ts`,
-		vhost, name, ms(since))
+	pts, err := s.readPoints(ctx, ResolutionRaw, vhost, name, ms(since), math.MaxInt64)
 	if err != nil {
 		return nil, fmt.Errorf("reading history of queue %q in vhost %q: %w", name, vhost, err)
 	}
-	defer rows.Close()
-	var out []QueuePoint
-	for rows.Next() {
-		var (
-			ts                                  int64
-			messages, ready, unacked, consumers sql.NullInt64
-		)
-		if err := rows.Scan(&ts, &messages, &ready, &unacked, &consumers); err != nil {
-			return nil, fmt.Errorf("reading history of queue %q in vhost %q: %w", name, vhost, err)
-		}
-		out = append(out, QueuePoint{
-			At:        fromMs(ts),
-			Messages:  intPtr(messages),
-			Ready:     intPtr(ready),
-			Unacked:   intPtr(unacked),
-			Consumers: intPtr(consumers),
-		})
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading history of queue %q in vhost %q: %w", name, vhost, err)
-	}
-	return out, nil
+	return pts, nil
 }
 
 // ConsumerHistory returns the samples of one consumer whose interval ended at

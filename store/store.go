@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -38,12 +39,39 @@ type Store struct {
 	reader *sql.DB // query_only pool for reads
 	logger *slog.Logger
 	now    func() time.Time
+
+	retention Retention
+
+	// idMu guards ids and is held across a whole queue-sample write and
+	// across the pruning of unused queue ids, so a cached id is never used
+	// after its row was deleted.
+	idMu sync.Mutex
+	ids  map[queueKey]int64
+}
+
+// Option configures Open.
+type Option func(*Store)
+
+// WithRetention sets how long each resolution is kept (zero fields keep the
+// defaults). It also decides which resolution QueueSeries answers from.
+func WithRetention(r Retention) Option {
+	return func(s *Store) {
+		if r.Raw > 0 {
+			s.retention.Raw = r.Raw
+		}
+		if r.Minute > 0 {
+			s.retention.Minute = r.Minute
+		}
+		if r.Hour > 0 {
+			s.retention.Hour = r.Hour
+		}
+	}
 }
 
 // Open opens (creating if needed) the database at path, checks that the
 // pragmas took effect and applies any pending migrations. It fails, naming the
 // cause, rather than run with a half-configured database.
-func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error) {
+func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -77,7 +105,10 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	writer.SetConnMaxLifetime(0)
 	writer.SetConnMaxIdleTime(0)
 
-	s := &Store{writer: writer, logger: logger, now: time.Now}
+	s := &Store{writer: writer, logger: logger, now: time.Now, retention: DefaultRetention(), ids: map[queueKey]int64{}}
+	for _, o := range opts {
+		o(s)
+	}
 	fail := func(err error) (*Store, error) {
 		_ = s.Close()
 		return nil, err

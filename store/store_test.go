@@ -141,15 +141,18 @@ func TestMigrations(t *testing.T) {
 
 	t.Run("failed migration names the file and rolls back", func(t *testing.T) {
 		s, _ := openTest(t)
+		// Every real migration is already applied; three new ones follow.
 		bad := fstest.MapFS{
-			"0001_init.sql":   {Data: []byte("-- already applied")},
-			"0002_good.sql":   {Data: []byte("CREATE TABLE t_good (x INTEGER);")},
-			"0003_broken.sql": {Data: []byte("CREATE TABLE t_half (x INTEGER);\nCREATE TABLEX oops;")},
-			"0004_after.sql":  {Data: []byte("CREATE TABLE t_after (x INTEGER);")},
+			"9001_good.sql":   {Data: []byte("CREATE TABLE t_good (x INTEGER);")},
+			"9002_broken.sql": {Data: []byte("CREATE TABLE t_half (x INTEGER);\nCREATE TABLEX oops;")},
+			"9003_after.sql":  {Data: []byte("CREATE TABLE t_after (x INTEGER);")},
+		}
+		for _, e := range entries {
+			bad[e.Name()] = &fstest.MapFile{Data: []byte("-- already applied")}
 		}
 		_, err := s.migrate(ctx, bad)
-		if err == nil || !strings.Contains(err.Error(), "0003_broken.sql") {
-			t.Fatalf("migrate = %v, want an error naming 0003_broken.sql", err)
+		if err == nil || !strings.Contains(err.Error(), "9002_broken.sql") {
+			t.Fatalf("migrate = %v, want an error naming 9002_broken.sql", err)
 		}
 		exists := func(table string) bool {
 			var n int
@@ -160,7 +163,7 @@ func TestMigrations(t *testing.T) {
 			return n == 1
 		}
 		if !exists("t_good") {
-			t.Error("0002 was not applied")
+			t.Error("9001 was not applied")
 		}
 		if exists("t_half") {
 			t.Error("the broken migration was half applied")

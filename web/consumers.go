@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -121,7 +123,7 @@ func (s *Server) apiStateChange(c echo.Context, do func(context.Context, string)
 }
 
 // patchFields are the only keys a PATCH body may have.
-var patchFields = []string{"concurrency", "prefetch"}
+var patchFields = []string{"concurrency", "prefetch", "throttle_max_concurrent", "throttle_delay_ms"}
 
 // decodeChange parses a PATCH body strictly: one JSON object whose keys are
 // among patchFields, each at most once, each a JSON integer that fits an int;
@@ -156,7 +158,7 @@ func decodeChange(body []byte) (consumers.Change, error) {
 			known = known || key == f
 		}
 		if !known {
-			return ch, fmt.Errorf("unknown field %q: only %q and %q can be changed", key, patchFields[0], patchFields[1])
+			return ch, fmt.Errorf("unknown field %q: only %q can be changed", key, strings.Join(patchFields, `", "`))
 		}
 		if seen[key] {
 			return ch, fmt.Errorf("field %q appears more than once", key)
@@ -171,6 +173,14 @@ func decodeChange(body []byte) (consumers.Change, error) {
 			ch.Concurrency = &n
 		case "prefetch":
 			ch.Prefetch = &n
+		case "throttle_max_concurrent":
+			ch.ThrottleMaxConcurrent = &n
+		case "throttle_delay_ms":
+			if n > math.MaxInt64/int(time.Millisecond) || n < math.MinInt64/int(time.Millisecond) {
+				return ch, fmt.Errorf("%s is out of range: %d", key, n)
+			}
+			d := time.Duration(n) * time.Millisecond
+			ch.ThrottleDelay = &d
 		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing '}'
@@ -179,8 +189,8 @@ func decodeChange(body []byte) (consumers.Change, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return ch, errors.New("request body has data after the JSON object")
 	}
-	if ch.Concurrency == nil && ch.Prefetch == nil {
-		return ch, fmt.Errorf("nothing to change: give %q and/or %q", patchFields[0], patchFields[1])
+	if ch.Concurrency == nil && ch.Prefetch == nil && ch.ThrottleMaxConcurrent == nil && ch.ThrottleDelay == nil {
+		return ch, fmt.Errorf("nothing to change: give one or more of %q", strings.Join(patchFields, `", "`))
 	}
 	return ch, nil
 }

@@ -12,6 +12,8 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.yaml.in/yaml/v3"
+
+	"warren/store"
 )
 
 // config is the YAML file, snake_case, every key optional. The layout is the
@@ -39,8 +41,36 @@ type managementConfig struct {
 }
 
 type storeConfig struct {
-	Path      string   `yaml:"path"`
-	Retention duration `yaml:"retention"`
+	Path string `yaml:"path"`
+	// Retention is the pre-rollup name of RawRetention, still accepted.
+	Retention       duration `yaml:"retention"`
+	RawRetention    duration `yaml:"raw_retention"`
+	MinuteRetention duration `yaml:"minute_retention"`
+	HourRetention   duration `yaml:"hour_retention"`
+}
+
+// storeDefaults resolves the store.retention alias and fills in the
+// retention defaults (6h raw, 7d of minutes, 90d of hours). It runs after
+// decoding, because "not set" must be told from "set to the default" to
+// catch an alias that contradicts raw_retention.
+func storeDefaults(s *storeConfig) error {
+	switch {
+	case s.Retention != 0 && s.RawRetention != 0 && s.Retention != s.RawRetention:
+		return validationError("store.retention", "is the old name of store.raw_retention; set only one (got %s and %s)",
+			s.Retention.D(), s.RawRetention.D())
+	case s.RawRetention == 0 && s.Retention != 0:
+		s.RawRetention = s.Retention
+	case s.RawRetention == 0:
+		s.RawRetention = duration(store.DefaultRawRetention)
+	}
+	s.Retention = s.RawRetention
+	if s.MinuteRetention == 0 {
+		s.MinuteRetention = duration(store.DefaultMinuteRetention)
+	}
+	if s.HourRetention == 0 {
+		s.HourRetention = duration(store.DefaultHourRetention)
+	}
+	return nil
 }
 
 type healthConfig struct {
@@ -70,6 +100,14 @@ type throttleConfig struct {
 	DelayBetweenCalls duration `yaml:"delay_between_calls"`
 }
 
+// circuitBreakerConfig is a consumer's circuit_breaker section; absent means
+// no breaker.
+type circuitBreakerConfig struct {
+	FailureThreshold int      `yaml:"failure_threshold"`
+	CoolDown         duration `yaml:"cool_down"`
+	HalfOpenMax      int      `yaml:"half_open_max"`
+}
+
 type handlerConfig struct {
 	Type         string   `yaml:"type"`
 	Duration     duration `yaml:"duration"`
@@ -79,21 +117,24 @@ type handlerConfig struct {
 }
 
 type consumerConfig struct {
-	Name                    string          `yaml:"name"`
-	Queue                   string          `yaml:"queue"`
-	Vhost                   string          `yaml:"vhost"`
-	Declare                 bool            `yaml:"declare"`
-	MaxConcurrentMessages   int             `yaml:"max_concurrent_messages"`
-	PrefetchCount           int             `yaml:"prefetch_count"`
-	MaxConcurrency          int             `yaml:"max_concurrency"`
-	MaxPrefetch             int             `yaml:"max_prefetch"`
-	BatchSize               int             `yaml:"batch_size"`
-	MaxRetryAttempts        *int            `yaml:"max_retry_attempts"`
-	InitialRetryDelay       duration        `yaml:"initial_retry_delay"`
-	RetryMultiplier         float64         `yaml:"retry_multiplier"`
-	Throttle                *throttleConfig `yaml:"throttle"`
-	SlowProcessingThreshold duration        `yaml:"slow_processing_threshold"`
-	Handler                 handlerConfig   `yaml:"handler"`
+	Name                    string                `yaml:"name"`
+	Queue                   string                `yaml:"queue"`
+	Vhost                   string                `yaml:"vhost"`
+	Declare                 bool                  `yaml:"declare"`
+	MaxConcurrentMessages   int                   `yaml:"max_concurrent_messages"`
+	PrefetchCount           int                   `yaml:"prefetch_count"`
+	MaxConcurrency          int                   `yaml:"max_concurrency"`
+	MaxPrefetch             int                   `yaml:"max_prefetch"`
+	BatchSize               int                   `yaml:"batch_size"`
+	MaxRetryAttempts        *int                  `yaml:"max_retry_attempts"`
+	InitialRetryDelay       duration              `yaml:"initial_retry_delay"`
+	RetryMultiplier         float64               `yaml:"retry_multiplier"`
+	DeadLetterQueue         string                `yaml:"dead_letter_queue"`
+	HandlerTimeout          duration              `yaml:"handler_timeout"`
+	CircuitBreaker          *circuitBreakerConfig `yaml:"circuit_breaker"`
+	Throttle                *throttleConfig       `yaml:"throttle"`
+	SlowProcessingThreshold duration              `yaml:"slow_processing_threshold"`
+	Handler                 handlerConfig         `yaml:"handler"`
 }
 
 type alertsConfig struct {
@@ -130,7 +171,7 @@ func defaultConfig() config {
 			PollInterval: duration(5 * time.Second),
 			Timeout:      duration(10 * time.Second),
 		},
-		Store: storeConfig{Path: "warren.db", Retention: duration(6 * time.Hour)},
+		Store: storeConfig{Path: "warren.db"}, // retention: storeDefaults
 		Health: healthConfig{
 			QueueWarningThreshold:  10000,
 			QueueCriticalThreshold: 50000,
@@ -178,6 +219,25 @@ func consumerDefaults(c *consumerConfig, perf performanceConfig) {
 		n := 5
 		c.MaxRetryAttempts = &n
 	}
+	if c.DeadLetterQueue == "" {
+		c.DeadLetterQueue = c.Queue + ".warren.dlq"
+	}
+	if c.HandlerTimeout == 0 {
+		// Below RabbitMQ's default consumer_timeout (30m), so a stuck
+		// handler fails its message before the broker closes the channel.
+		c.HandlerTimeout = duration(5 * time.Minute)
+	}
+	if b := c.CircuitBreaker; b != nil {
+		if b.FailureThreshold == 0 {
+			b.FailureThreshold = 5
+		}
+		if b.CoolDown == 0 {
+			b.CoolDown = duration(30 * time.Second)
+		}
+		if b.HalfOpenMax == 0 {
+			b.HalfOpenMax = 3
+		}
+	}
 	if c.Handler.Type == "" {
 		c.Handler.Type = "log"
 	}
@@ -209,7 +269,11 @@ func loadConfig(path string, getenv func(string) string) (config, error) {
 	for i := range cfg.Consumers {
 		consumerDefaults(&cfg.Consumers[i], cfg.Performance)
 	}
-	if err := cfg.validate(); err != nil {
+	err := storeDefaults(&cfg.Store)
+	if err == nil {
+		err = cfg.validate()
+	}
+	if err != nil {
 		if path == "" {
 			return config{}, fmt.Errorf("config: %w", err)
 		}
@@ -284,8 +348,16 @@ func (c *config) validate() error {
 	if c.Store.Path == "" {
 		return validationError("store.path", "must not be empty")
 	}
-	if c.Store.Retention.D() < time.Minute {
-		return validationError("store.retention", "must be at least 1m, got %s", c.Store.Retention.D())
+	// Raw samples must outlive the rollup lateness and one maintenance pass,
+	// or minutes would be rolled up from samples already deleted.
+	if c.Store.RawRetention.D() < 5*time.Minute {
+		return validationError("store.raw_retention", "must be at least 5m (store.retention is its old name), got %s", c.Store.RawRetention.D())
+	}
+	if c.Store.MinuteRetention.D() < 2*time.Hour {
+		return validationError("store.minute_retention", "must be at least 2h (hour rollups are built from minutes), got %s", c.Store.MinuteRetention.D())
+	}
+	if c.Store.HourRetention.D() < time.Hour {
+		return validationError("store.hour_retention", "must be at least 1h, got %s", c.Store.HourRetention.D())
 	}
 	if err := validateLevels("health", c.Health.QueueWarningThreshold, c.Health.QueueCriticalThreshold, "queue_warning_threshold", "queue_critical_threshold"); err != nil {
 		return err
@@ -382,12 +454,29 @@ func (cc *consumerConfig) validate(key string, seen map[string]bool) error {
 	if cc.RetryMultiplier < 1 {
 		return validationError(key+".retry_multiplier", "must be at least 1, got %g", cc.RetryMultiplier)
 	}
-	if t := cc.Throttle; t != nil {
-		if t.MaxConcurrent < 0 {
-			return validationError(key+".throttle.max_concurrent", "must not be negative, got %d", t.MaxConcurrent)
+	if cc.DeadLetterQueue == cc.Queue {
+		return validationError(key+".dead_letter_queue", "must differ from the consumed queue %q", cc.Queue)
+	}
+	if cc.HandlerTimeout.D() < 0 {
+		return validationError(key+".handler_timeout", "must be positive, got %s", cc.HandlerTimeout.D())
+	}
+	if b := cc.CircuitBreaker; b != nil {
+		if b.FailureThreshold < 1 {
+			return validationError(key+".circuit_breaker.failure_threshold", "must be at least 1, got %d", b.FailureThreshold)
 		}
-		if t.DelayBetweenCalls.D() < 0 {
-			return validationError(key+".throttle.delay_between_calls", "must not be negative")
+		if b.CoolDown.D() < 0 {
+			return validationError(key+".circuit_breaker.cool_down", "must be positive, got %s", b.CoolDown.D())
+		}
+		if b.HalfOpenMax < 1 || b.HalfOpenMax > 65535 {
+			return validationError(key+".circuit_breaker.half_open_max", "must be between 1 and 65535, got %d", b.HalfOpenMax)
+		}
+	}
+	if t := cc.Throttle; t != nil {
+		if t.MaxConcurrent < 0 || t.MaxConcurrent > cc.MaxConcurrency {
+			return validationError(key+".throttle.max_concurrent", "must be between 0 (off) and max_concurrency (%d), got %d", cc.MaxConcurrency, t.MaxConcurrent)
+		}
+		if t.DelayBetweenCalls.D() < 0 || t.DelayBetweenCalls.D() > time.Hour {
+			return validationError(key+".throttle.delay_between_calls", "must be between 0 (off) and 1h, got %s", t.DelayBetweenCalls.D())
 		}
 	}
 	if cc.SlowProcessingThreshold.D() <= 0 {

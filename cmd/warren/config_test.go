@@ -36,6 +36,28 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 }
 
+func TestLoadConfigStoreRetention(t *testing.T) {
+	cfg, err := loadConfig("", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := cfg.Store; st.RawRetention.D() != 6*time.Hour || st.MinuteRetention.D() != 7*24*time.Hour || st.HourRetention.D() != 90*24*time.Hour {
+		t.Errorf("retention defaults: %+v", st)
+	}
+	// store.retention is still accepted, as the old name of raw_retention.
+	cfg, err = loadConfig(writeConfig(t, "store: {retention: 2h, minute_retention: 48h, hour_retention: 720h}\n"), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := cfg.Store; st.RawRetention.D() != 2*time.Hour || st.MinuteRetention.D() != 48*time.Hour || st.HourRetention.D() != 720*time.Hour {
+		t.Errorf("retention from file: %+v", st)
+	}
+	cfg, err = loadConfig(writeConfig(t, "store: {retention: 3h, raw_retention: 3h}\n"), noEnv)
+	if err != nil || cfg.Store.RawRetention.D() != 3*time.Hour {
+		t.Errorf("both names with one value: %v, %+v", err, cfg.Store)
+	}
+}
+
 func TestLoadConfigExampleFile(t *testing.T) {
 	cfg, err := loadConfig("../../warren.example.yaml", noEnv)
 	if err != nil {
@@ -76,6 +98,11 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 		{"duplicate consumer", "consumers:\n  - name: a\n  - name: a\n", "key consumers[1].name"},
 		{"consumer name unsafe", "consumers:\n  - name: 'a b'\n", "key consumers[0].name"},
 		{"unknown handler", "consumers:\n  - name: a\n    handler: {type: shell}\n", "key consumers[0].handler.type"},
+		{"dead-letter queue is the queue", "consumers:\n  - name: a\n    dead_letter_queue: a\n", "key consumers[0].dead_letter_queue"},
+		{"breaker threshold", "consumers:\n  - name: a\n    circuit_breaker: {failure_threshold: -1}\n", "key consumers[0].circuit_breaker.failure_threshold"},
+		{"breaker unknown key", "consumers:\n  - name: a\n    circuit_breaker: {cooldown: 1s}\n", "key consumers[0].circuit_breaker.cooldown"},
+		{"throttle above max_concurrency", "consumers:\n  - name: a\n    max_concurrency: 5\n    max_concurrent_messages: 5\n    throttle: {max_concurrent: 6}\n", "key consumers[0].throttle.max_concurrent"},
+		{"negative handler timeout", "consumers:\n  - name: a\n    handler_timeout: -1s\n", "key consumers[0].handler_timeout"},
 		{"http handler without url", "consumers:\n  - name: a\n    handler: {type: http}\n", "key consumers[0].handler.url"},
 		{"critical below warning", "health:\n  queue_warning_threshold: 10\n  queue_critical_threshold: 5\n", "key health.queue_critical_threshold"},
 		{"per-queue levels", "health:\n  queues:\n    orders: {warning: 0, critical: 5}\n", `key health.queues["orders"].warning`},
@@ -87,6 +114,11 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 		{"management url with credentials", "management: {url: 'http://u:secret@127.0.0.1:15672'}\n", "key management.url: must not hold credentials"},
 		{"allowed host with port", "allowed_hosts: [warren.internal:8080]\n", "key allowed_hosts[0]"},
 		{"list instead of map", "management: [1, 2]\n", "key management (line 1): want a mapping"},
+		{"raw retention too short", "store: {raw_retention: 1m}\n", "key store.raw_retention"},
+		{"old retention name too short", "store: {retention: 1m}\n", "key store.raw_retention: must be at least 5m (store.retention is its old name)"},
+		{"retention alias contradicts", "store: {retention: 2h, raw_retention: 3h}\n", "key store.retention: is the old name of store.raw_retention"},
+		{"minute retention too short", "store: {minute_retention: 1h}\n", "key store.minute_retention"},
+		{"hour retention too short", "store: {hour_retention: 10m}\n", "key store.hour_retention"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -159,8 +191,8 @@ func TestCommandLineErrors(t *testing.T) {
 	}{
 		{[]string{"warren"}, 2, "Usage:"},
 		{[]string{"warren", "frobnicate"}, 2, `unknown command "frobnicate"`},
-		{[]string{"warren", "loadgen"}, 1, "--queue is required"},
-		{[]string{"warren", "loadgen", "--queue", "q", "--rate", "-5"}, 1, "--rate must not be negative"},
+		{[]string{"warren", "loadgen"}, 2, "--queue is required"},
+		{[]string{"warren", "loadgen", "--queue", "q", "--rate", "-5"}, 2, "--rate must not be negative"},
 		{[]string{"warren", "loadgen", "--queue", "q", "--duration", "soon"}, 2, "invalid value \"soon\" for flag -duration"},
 		{[]string{"warren", "serve", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"warren", "serve", "--config", "/nonexistent/warren.yaml"}, 1, "reading config"},

@@ -56,7 +56,11 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
 	defer ln.Close()
-	st, err := store.Open(ctx, cfg.Store.Path, logger)
+	st, err := store.Open(ctx, cfg.Store.Path, logger, store.WithRetention(store.Retention{
+		Raw:    cfg.Store.RawRetention.D(),
+		Minute: cfg.Store.MinuteRetention.D(),
+		Hour:   cfg.Store.HourRetention.D(),
+	}))
 	if err != nil {
 		return fmt.Errorf("opening store %s: %w", cfg.Store.Path, err)
 	}
@@ -118,7 +122,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	g.Go(func() error { return mgr.Run(gctx) })
 	g.Go(func() error { return poller.Run(gctx) })
 	g.Go(func() error { return dispatcher.Run(gctx) })
-	g.Go(func() error { return st.RunRetention(gctx, time.Minute, cfg.Store.Retention.D()) })
+	g.Go(func() error { return st.RunMaintenance(gctx, time.Minute) })
 	err = g.Wait()
 	logger.Info("warren stopped")
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -141,6 +145,14 @@ func thresholds(h healthConfig) monitor.Thresholds {
 func consumerConfigs(cfg config) []consumers.Config {
 	out := make([]consumers.Config, len(cfg.Consumers))
 	for i, c := range cfg.Consumers {
+		var throttle *consumers.ThrottleConfig
+		if t := c.Throttle; t != nil {
+			throttle = &consumers.ThrottleConfig{MaxConcurrent: t.MaxConcurrent, DelayBetweenCalls: t.DelayBetweenCalls.D()}
+		}
+		var breaker *consumers.BreakerConfig
+		if b := c.CircuitBreaker; b != nil {
+			breaker = &consumers.BreakerConfig{FailureThreshold: b.FailureThreshold, CoolDown: b.CoolDown.D(), HalfOpenMax: b.HalfOpenMax}
+		}
 		out[i] = consumers.Config{
 			Name:                    c.Name,
 			Queue:                   c.Queue,
@@ -151,6 +163,15 @@ func consumerConfigs(cfg config) []consumers.Config {
 			MaxConcurrency:          c.MaxConcurrency,
 			MaxPrefetch:             c.MaxPrefetch,
 			SlowProcessingThreshold: c.SlowProcessingThreshold.D(),
+			HandlerTimeout:          c.HandlerTimeout.D(),
+			CircuitBreaker:          breaker,
+			Throttle:                throttle,
+			Retry: &consumers.RetryConfig{
+				MaxAttempts:     *c.MaxRetryAttempts,
+				InitialDelay:    c.InitialRetryDelay.D(),
+				Multiplier:      c.RetryMultiplier,
+				DeadLetterQueue: c.DeadLetterQueue,
+			},
 			Handler: consumers.HandlerConfig{
 				Type:         c.Handler.Type,
 				Duration:     c.Handler.Duration.D(),
@@ -167,8 +188,8 @@ func consumerConfigs(cfg config) []consumers.Config {
 // written for DESIGN.md's full surface is not silently half-applied.
 func warnNotYetApplied(cfg config, logger *slog.Logger) {
 	for _, c := range cfg.Consumers {
-		if c.BatchSize > 0 || c.Throttle != nil {
-			logger.Warn("batch_size and throttle are accepted but not applied yet: messages are handled one at a time without throttling",
+		if c.BatchSize > 0 {
+			logger.Warn("batch_size is accepted but not applied yet: messages are handled one at a time",
 				"consumer", c.Name)
 		}
 	}
