@@ -28,11 +28,12 @@ type environment struct {
 	mgmtURL  string
 	mgmtUser string
 	mgmtPass string
+	load     string // /proc/loadavg at the start: other work on the shared host
 }
 
 func (e environment) String() string {
-	return fmt.Sprintf("%s UTC · %s, %d cores · %s · RabbitMQ %s (Erlang %s) on the same host",
-		e.date, e.cpu, e.cores, e.goVer, e.rabbit, e.erlang)
+	return fmt.Sprintf("%s UTC · %s, %d cores · %s · RabbitMQ %s (Erlang %s) on the same host · load average at start %s",
+		e.date, e.cpu, e.cores, e.goVer, e.rabbit, e.erlang, e.load)
 }
 
 func describeEnvironment(ctx context.Context, o options) (environment, error) {
@@ -42,6 +43,12 @@ func describeEnvironment(ctx context.Context, o options) (environment, error) {
 		cores:   runtime.NumCPU(),
 		goVer:   runtime.Version(),
 		amqpURL: o.amqpURL,
+		load:    "n/a",
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			env.load = strings.Join(f[:3], " ")
+		}
 	}
 	u, err := url.Parse(o.mgmtURL)
 	if err != nil {

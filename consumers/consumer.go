@@ -19,14 +19,15 @@ import (
 // Manager methods talk to it through cmds. The hot path (dispatch, handle)
 // only touches atomics, the limiter and its own subscription.
 type consumer struct {
-	cfg     Config
-	handler HandlerFunc
-	logger  *slog.Logger
-	amqpURL string
-	opts    Options
-	pub     *publisher // retries and dead letters; nil without Config.Retry
-	brk     *breaker   // nil without Config.CircuitBreaker
-	thr     *throttle  // always present; its knobs may be off
+	cfg          Config
+	handler      HandlerFunc
+	batchHandler BatchHandlerFunc // set when cfg.BatchSize > 1
+	logger       *slog.Logger
+	amqpURL      string
+	opts         Options
+	pub          *publisher // retries and dead letters; nil without Config.Retry
+	brk          *breaker   // nil without Config.CircuitBreaker
+	thr          *throttle  // always present; its knobs may be off
 
 	lim      *limiter
 	prefetch atomic.Int64 // desired prefetch
@@ -57,6 +58,8 @@ type consumer struct {
 	sessions map[*session]struct{}      // every connection not yet closed
 
 	stats      stats
+	types      typeTable
+	slow       slowBuffer
 	slowLog    *logLimiter
 	failureLog *logLimiter
 }
@@ -85,6 +88,9 @@ type subscription struct {
 	draining     chan struct{}  // closed: requeue deliveries not yet started
 	drainOnce    sync.Once
 	retireOnce   sync.Once
+
+	batchMu     sync.Mutex
+	openBatches map[uint64]struct{} // first delivery tag of each unsettled batch
 }
 
 func (s *subscription) requeueRest() { s.drainOnce.Do(func() { close(s.draining) }) }
@@ -157,7 +163,7 @@ func (c *consumer) getState() (string, string) {
 
 func (c *consumer) status(now time.Time) Status {
 	state, lastErr := c.getState()
-	q := c.stats.recentQuantiles()
+	q, e2e := c.stats.recentQuantiles()
 	var circuit string
 	var opened, halfOpened, closed uint64
 	if c.brk != nil {
@@ -166,6 +172,7 @@ func (c *consumer) status(now time.Time) Status {
 	}
 	thr := c.thr.config()
 	return Status{
+		BatchSize:             c.cfg.BatchSize,
 		ThrottleMaxConcurrent: thr.MaxConcurrent,
 		ThrottleDelayMs:       float64(thr.DelayBetweenCalls) / 1e6,
 		Circuit:               circuit,
@@ -193,6 +200,9 @@ func (c *consumer) status(now time.Time) Status {
 		LatencyP95Ms:          q[1],
 		LatencyP99Ms:          q[2],
 		LastError:             lastErr,
+		E2EP50Ms:              e2e[0],
+		E2EP95Ms:              e2e[1],
+		E2EP99Ms:              e2e[2],
 	}
 }
 
@@ -601,11 +611,18 @@ func (c *consumer) subscribe(sess *session, prefetch int) (*subscription, error)
 		dispatchDone: make(chan struct{}),
 		draining:     make(chan struct{}),
 	}
+	if c.batchHandler != nil {
+		s.openBatches = make(map[uint64]struct{})
+	}
 	sess.subs.Add(1)
 	c.subsMu.Lock()
 	c.subs[s] = struct{}{}
 	c.subsMu.Unlock()
-	go c.dispatch(s)
+	if c.batchHandler != nil {
+		go c.dispatchBatches(s)
+	} else {
+		go c.dispatch(s)
+	}
 	c.applied.Store(int64(prefetch))
 	c.live.Store(s)
 	return s, nil
@@ -817,23 +834,17 @@ func (c *consumer) requeueBuffered(s *subscription) {
 func (c *consumer) handle(s *subscription, d amqp.Delivery, throttled bool) {
 	defer s.handlers.Done()
 	start := time.Now()
+	var o outcome
 	if c.cfg.HandlerTimeout > 0 {
-		c.handleWithDeadline(s, &d)
+		o = c.handleWithDeadline(s, &d)
 	} else {
-		c.settle(s, &d, c.invoke(c.workCtx, &d))
+		o = c.settle(s, &d, c.invoke(c.workCtx, &d))
 	}
 	elapsed := time.Since(start)
 	if throttled {
 		c.thr.lim.release()
 	}
-	c.stats.observe(elapsed)
-	if thr := c.cfg.SlowProcessingThreshold; thr > 0 && elapsed >= thr {
-		c.stats.slow.Add(1)
-		if ok, dropped := c.slowLog.allow(); ok {
-			c.logger.Warn("slow message", "handler_type", c.cfg.Handler.Type,
-				"duration", elapsed, "threshold", thr, "message_id", d.MessageId, "suppressed", dropped)
-		}
-	}
+	c.observeMessage(&d, start, elapsed, o)
 	c.stats.inFlight.Add(-1)
 	c.lim.release()
 }
@@ -844,10 +855,13 @@ func (c *consumer) handle(s *subscription, d amqp.Delivery, throttled bool) {
 // dead-lettered or requeued) and acked while the handler still runs. The
 // worker's permit stays held until the handler really returns, so stuck
 // handlers still count against the concurrency limit.
-func (c *consumer) handleWithDeadline(s *subscription, d *amqp.Delivery) {
+func (c *consumer) handleWithDeadline(s *subscription, d *amqp.Delivery) outcome {
 	ctx, cancel := context.WithTimeout(c.workCtx, c.cfg.HandlerTimeout)
 	defer cancel()
-	var settled atomic.Bool
+	var (
+		settled  atomic.Bool
+		deadline outcome // written by the AfterFunc before fired closes
+	)
 	fired := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		defer close(fired)
@@ -855,7 +869,7 @@ func (c *consumer) handleWithDeadline(s *subscription, d *amqp.Delivery) {
 			return
 		}
 		if settled.CompareAndSwap(false, true) {
-			c.settle(s, d, fmt.Errorf("handler deadline %s exceeded", c.cfg.HandlerTimeout))
+			deadline = c.settle(s, d, fmt.Errorf("handler deadline %s exceeded", c.cfg.HandlerTimeout))
 		}
 	})
 	err := c.invoke(ctx, d)
@@ -867,27 +881,27 @@ func (c *consumer) handleWithDeadline(s *subscription, d *amqp.Delivery) {
 	if !settled.CompareAndSwap(false, true) {
 		c.logger.Warn("handler returned after its deadline; its message had already been failed",
 			"timeout", c.cfg.HandlerTimeout, "message_id", d.MessageId, "err", err)
-		return
+		return deadline
 	}
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		err = fmt.Errorf("handler deadline %s exceeded: %w", c.cfg.HandlerTimeout, err)
 	}
-	c.settle(s, d, err)
+	return c.settle(s, d, err)
 }
 
 // settle acks, or fails the message according to the retry policy. Acks and
 // nacks go through d.Acknowledger, the channel that delivered d.
-func (c *consumer) settle(s *subscription, d *amqp.Delivery, err error) {
+func (c *consumer) settle(s *subscription, d *amqp.Delivery, err error) outcome {
 	if err == nil {
 		if ackErr := d.Ack(false); ackErr != nil {
 			c.staleAck(s, ackErr)
-			return
+			return outNone
 		}
 		c.stats.processed.Add(1)
 		if c.brk != nil {
 			c.brk.success()
 		}
-		return
+		return outProcessed
 	}
 	if c.workCtx.Err() != nil {
 		// Aborted by shutdown, not a failure of the message.
@@ -895,7 +909,7 @@ func (c *consumer) settle(s *subscription, d *amqp.Delivery, err error) {
 			c.staleAck(s, nackErr)
 		}
 		c.logger.Debug("handler aborted by shutdown; requeued", "err", err)
-		return
+		return outNone
 	}
 	c.stats.failed.Add(1)
 	c.setLastErr(err)
@@ -911,9 +925,9 @@ func (c *consumer) settle(s *subscription, d *amqp.Delivery, err error) {
 			c.logger.Warn("handler failed; message requeued", "err", err,
 				"message_id", d.MessageId, "redelivered", d.Redelivered, "suppressed", dropped)
 		}
-		return
+		return outFailed
 	}
-	c.failOver(s, d, err)
+	return c.failOver(s, d, err)
 }
 
 // staleAck records an ack or nack that could not be sent because the
@@ -943,7 +957,12 @@ func (c *consumer) invoke(ctx context.Context, d *amqp.Delivery) (err error) {
 			}
 		}
 	}()
-	return c.handler(ctx, Delivery{
+	return c.handler(ctx, toDelivery(d, body, encoding))
+}
+
+// toDelivery is the handler's view of d with the decoded body.
+func toDelivery(d *amqp.Delivery, body []byte, encoding string) Delivery {
+	return Delivery{
 		Body:            body,
 		Headers:         d.Headers,
 		ContentType:     d.ContentType,
@@ -955,5 +974,5 @@ func (c *consumer) invoke(ctx context.Context, d *amqp.Delivery) (err error) {
 		RoutingKey:      d.RoutingKey,
 		Redelivered:     d.Redelivered,
 		Timestamp:       d.Timestamp,
-	})
+	}
 }

@@ -56,7 +56,20 @@ type Options struct {
 	// built-in one (sleep, log, http). Tests and benchmarks use it to observe
 	// messages.
 	Handlers map[string]HandlerFactory
+	// BatchHandlers are batch handler types by name, used by consumers with
+	// BatchSize > 1. A consumer whose type has no batch handler gets its
+	// per-message handler called in a loop.
+	BatchHandlers map[string]BatchHandlerFactory
+	// Interceptors wrap every consumer's per-message handler, the first one
+	// outermost: code before and after each call (tracing, metrics,
+	// decoding, ...). An interceptor sees the consumer's Config and may
+	// return next unchanged to skip a consumer. Batch handlers are not
+	// wrapped.
+	Interceptors []Interceptor
 }
+
+// Interceptor wraps the handler of one consumer.
+type Interceptor func(cfg Config, next HandlerFunc) HandlerFunc
 
 // Manager runs the managed consumers and is the web layer's handle on them.
 // All methods are safe for concurrent use.
@@ -116,6 +129,26 @@ func NewManager(amqpURL string, cfgs []Config, w SampleWriter, logger *slog.Logg
 		if err != nil {
 			return nil, fmt.Errorf("consumer %q: %w", cfg.Name, err)
 		}
+		if cfg.BatchSize > 1 {
+			if bf, ok := opts.BatchHandlers[cfg.Handler.Type]; ok {
+				if bf == nil {
+					return nil, fmt.Errorf("consumer %q: batch handler type %q: factory is nil", cfg.Name, cfg.Handler.Type)
+				}
+				clog := logger.With("consumer", cfg.Name, "queue", cfg.Queue, "vhost", cfg.Vhost)
+				bh, err := bf(cfg, clog)
+				if err != nil {
+					return nil, fmt.Errorf("consumer %q: %w", cfg.Name, err)
+				}
+				if bh == nil {
+					return nil, fmt.Errorf("consumer %q: handler.type: batch factory for %q returned no handler", cfg.Name, cfg.Handler.Type)
+				}
+				c := m.newConsumer(cfg, nil, amqpURL, opts, clog)
+				c.batchHandler = bh
+				m.consumers = append(m.consumers, c)
+				m.byName[cfg.Name] = c
+				continue
+			}
+		}
 		factory, ok := factories[cfg.Handler.Type]
 		if !ok {
 			return nil, fmt.Errorf("consumer %q: handler.type: unknown handler type %q (known: %s)",
@@ -129,20 +162,37 @@ func NewManager(amqpURL string, cfgs []Config, w SampleWriter, logger *slog.Logg
 		if h == nil {
 			return nil, fmt.Errorf("consumer %q: handler.type: factory for %q returned no handler", cfg.Name, cfg.Handler.Type)
 		}
-		var pub *publisher
-		if cfg.Retry != nil {
-			pub = m.publishers[cfg.Vhost]
-			if pub == nil {
-				pub = newPublisher(amqpURL, cfg.Vhost, logger.With("vhost", cfg.Vhost, "role", "publisher"))
-				m.publishers[cfg.Vhost] = pub
+		for i := len(opts.Interceptors) - 1; i >= 0; i-- {
+			if opts.Interceptors[i] == nil {
+				return nil, fmt.Errorf("interceptor %d is nil", i)
+			}
+			if h = opts.Interceptors[i](cfg, h); h == nil {
+				return nil, fmt.Errorf("consumer %q: interceptor %d returned no handler", cfg.Name, i)
 			}
 		}
-		c := newConsumer(cfg, h, amqpURL, opts, pub, clog)
+		c := m.newConsumer(cfg, h, amqpURL, opts, clog)
+		if cfg.BatchSize > 1 {
+			c.batchHandler = perMessageBatch(h)
+		}
 		m.consumers = append(m.consumers, c)
 		m.byName[cfg.Name] = c
 	}
 	logger.Info("consumers configured", "count", len(m.consumers), "amqp_url", maskedURL(uri))
 	return m, nil
+}
+
+// newConsumer builds a consumer with the vhost's shared publisher when it
+// has a retry policy.
+func (m *Manager) newConsumer(cfg Config, h HandlerFunc, amqpURL string, opts Options, logger *slog.Logger) *consumer {
+	var pub *publisher
+	if cfg.Retry != nil {
+		pub = m.publishers[cfg.Vhost]
+		if pub == nil {
+			pub = newPublisher(amqpURL, cfg.Vhost, m.logger.With("vhost", cfg.Vhost, "role", "publisher"))
+			m.publishers[cfg.Vhost] = pub
+		}
+	}
+	return newConsumer(cfg, h, amqpURL, opts, pub, logger)
 }
 
 func withDefaults(o Options) Options {
@@ -212,6 +262,15 @@ func normaliseConfig(cfg Config, urlVhost string) (Config, error) {
 			return cfg, errors.New("dead_letter_queue: must differ from queue")
 		}
 		cfg.Retry = &rc
+	}
+	if cfg.BatchSize < 0 || cfg.BatchSize > DefaultMaxPrefetch {
+		return cfg, fmt.Errorf("batch_size: must be between 0 and %d, got %d", DefaultMaxPrefetch, cfg.BatchSize)
+	}
+	if cfg.BatchTimeout < 0 {
+		return cfg, fmt.Errorf("batch_timeout: must be positive, got %s", cfg.BatchTimeout)
+	}
+	if cfg.BatchTimeout == 0 {
+		cfg.BatchTimeout = DefaultBatchTimeout
 	}
 	if t := cfg.Throttle; t != nil {
 		if t.MaxConcurrent < 0 || t.MaxConcurrent > cfg.MaxConcurrency {
@@ -328,6 +387,15 @@ func (m *Manager) tick(ctx context.Context) {
 // samples to the writer.
 func (m *Manager) writeSamples(ctx context.Context, now time.Time) {
 	samples := m.sampleAll(now)
+	var slow []SlowMessage
+	for _, c := range m.consumers {
+		msgs, dropped := c.slow.take()
+		slow = append(slow, msgs...)
+		if dropped > 0 {
+			m.logger.Info("slow-message samples beyond the per-interval limit were not stored",
+				"consumer", c.cfg.Name, "dropped", dropped, "limit", maxSlowPerInterval)
+		}
+	}
 	if m.writer == nil || len(samples) == 0 {
 		return
 	}
@@ -335,6 +403,11 @@ func (m *Manager) writeSamples(ctx context.Context, now time.Time) {
 	defer cancel()
 	if err := m.writer.WriteConsumerSamples(wctx, samples); err != nil {
 		m.logger.Warn("writing consumer samples failed", "err", err, "count", len(samples))
+	}
+	if sw, ok := m.writer.(SlowMessageWriter); ok && len(slow) > 0 {
+		if err := sw.WriteSlowMessages(wctx, slow); err != nil {
+			m.logger.Warn("writing slow-message samples failed", "err", err, "count", len(slow))
+		}
 	}
 }
 
@@ -371,6 +444,16 @@ func (m *Manager) lookup(name string) (*consumer, error) {
 		return nil, fmt.Errorf("consumer %q: %w", name, ErrNotFound)
 	}
 	return c, nil
+}
+
+// MessageTypes returns one consumer's per-message-type aggregates since
+// start, sorted by type (kept out of Status so Status stays comparable).
+func (m *Manager) MessageTypes(name string) ([]TypeStatus, error) {
+	c, err := m.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	return c.types.status(), nil
 }
 
 // Update applies a live change. Every field is validated first; an invalid

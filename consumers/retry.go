@@ -123,7 +123,7 @@ func republishing(d *amqp.Delivery, extra int) amqp.Publishing {
 // a delay queue or the dead-letter queue, then ack the original. If the
 // republish is not confirmed the original is nacked with requeue, so the
 // message is never lost (at worst handled once more).
-func (c *consumer) failOver(s *subscription, d *amqp.Delivery, cause error) {
+func (c *consumer) failOver(s *subscription, d *amqp.Delivery, cause error) outcome {
 	r := c.cfg.Retry
 	attempts := attemptsOf(d.Headers) + 1
 	var (
@@ -157,7 +157,7 @@ func (c *consumer) failOver(s *subscription, d *amqp.Delivery, cause error) {
 		c.setLastErr(fmt.Errorf("moving failed message to %q: %w", spec.name, err))
 		c.logger.Warn("republishing failed message failed; requeued it instead", "err", err,
 			"target", spec.name, "message_id", d.MessageId)
-		return
+		return outFailed
 	}
 	if ackErr := d.Ack(false); ackErr != nil {
 		// The copy is safe; the original comes back too (at-least-once).
@@ -169,9 +169,10 @@ func (c *consumer) failOver(s *subscription, d *amqp.Delivery, cause error) {
 			c.logger.Warn("message dead-lettered", "queue", spec.name, "attempts", attempts,
 				"reason", cause, "message_id", d.MessageId, "suppressed", dropped)
 		}
-	} else {
-		c.stats.retried.Add(1)
+		return outDeadLettered
 	}
+	c.stats.retried.Add(1)
+	return outRetried
 }
 
 // decodeBody returns the body the handler sees: gunzipped for

@@ -53,6 +53,7 @@ type counters struct {
 	processed, failed, slow uint64
 	retried, deadLettered   uint64
 	buckets                 [histBuckets]uint64
+	e2e                     [histBuckets]uint64 // end-to-end latency
 }
 
 // sub returns c - prev.
@@ -67,6 +68,7 @@ func (c *counters) sub(prev *counters) counters {
 	}
 	for i := range out.buckets {
 		out.buckets[i] = c.buckets[i] - prev.buckets[i]
+		out.e2e[i] = c.e2e[i] - prev.e2e[i]
 	}
 	return out
 }
@@ -74,9 +76,14 @@ func (c *counters) sub(prev *counters) counters {
 // quantilesMs returns the estimated latency quantiles in milliseconds, or nils
 // when the histogram is empty.
 func (c *counters) quantilesMs(qs ...float64) []*float64 {
+	return quantilesMs(&c.buckets, qs...)
+}
+
+// quantilesMs estimates quantiles of one histogram in milliseconds.
+func quantilesMs(buckets *[histBuckets]uint64, qs ...float64) []*float64 {
 	out := make([]*float64, len(qs))
 	var total uint64
-	for _, n := range c.buckets {
+	for _, n := range buckets {
 		total += n
 	}
 	if total == 0 {
@@ -88,7 +95,7 @@ func (c *counters) quantilesMs(qs ...float64) []*float64 {
 			rank = 1
 		}
 		var cum uint64
-		for i, n := range c.buckets {
+		for i, n := range buckets {
 			cum += n
 			if cum >= rank {
 				lo := bucketLower(i)
@@ -116,6 +123,7 @@ type stats struct {
 	staleAcks    atomic.Uint64
 	inFlight     atomic.Int64
 	hist         histogram
+	e2e          histogram    // publish to handled, from the x-warren-published-at header
 	maxNs        atomic.Int64 // largest latency of the current sample interval
 
 	mu sync.Mutex
@@ -149,6 +157,7 @@ func (s *stats) snapshot() counters {
 	}
 	for i := range c.buckets {
 		c.buckets[i] = s.hist.counts[i].Load()
+		c.e2e[i] = s.e2e.counts[i].Load()
 	}
 	return c
 }
@@ -162,7 +171,11 @@ func (s *stats) sample(name string, at time.Time, interval time.Duration) Sample
 	s.prev, s.last = s.last, now
 	s.mu.Unlock()
 	q := d.quantilesMs(0.50, 0.95, 0.99)
+	e := quantilesMs(&d.e2e, 0.50, 0.95, 0.99)
 	smp := Sample{
+		E2EP50Ms:     e[0],
+		E2EP95Ms:     e[1],
+		E2EP99Ms:     e[2],
 		Consumer:     name,
 		At:           at,
 		Interval:     interval,
@@ -182,13 +195,14 @@ func (s *stats) sample(name string, at time.Time, interval time.Duration) Sample
 	return smp
 }
 
-// recentQuantiles returns p50/p95/p99 over the recent window (see stats.prev).
-func (s *stats) recentQuantiles() []*float64 {
+// recentQuantiles returns p50/p95/p99 of handler and end-to-end latency
+// over the recent window (see stats.prev).
+func (s *stats) recentQuantiles() (handler, e2e []*float64) {
 	now := s.snapshot()
 	s.mu.Lock()
 	d := now.sub(&s.prev)
 	s.mu.Unlock()
-	return d.quantilesMs(0.50, 0.95, 0.99)
+	return d.quantilesMs(0.50, 0.95, 0.99), quantilesMs(&d.e2e, 0.50, 0.95, 0.99)
 }
 
 // rateRing keeps one (time, handled count) point per tick for the last

@@ -57,7 +57,12 @@ type Config struct {
 	CircuitBreaker *BreakerConfig
 	// Throttle limits calls into the handler; nil: off (changeable live).
 	Throttle *ThrottleConfig
-	Handler  HandlerConfig
+	// BatchSize > 1 hands up to BatchSize messages to a BatchHandlerFunc
+	// at once (Options.BatchHandlers, else the handler type's per-message
+	// handler in a loop); a partial batch waits at most BatchTimeout.
+	BatchSize    int
+	BatchTimeout time.Duration
+	Handler      HandlerConfig
 }
 
 // RetryConfig is the failure policy of a consumer. A failed message is
@@ -98,6 +103,7 @@ type Status struct {
 	// StaleAcks counts acks and nacks dropped because the channel that
 	// delivered the message had died; the broker redelivers those messages.
 	StaleAcks uint64 `json:"stale_acks"`
+	BatchSize int    `json:"batch_size,omitempty"`
 	// ThrottleMaxConcurrent and ThrottleDelayMs are the live throttle
 	// (0: off).
 	ThrottleMaxConcurrent int     `json:"throttle_max_concurrent"`
@@ -112,7 +118,11 @@ type Status struct {
 	LatencyP50Ms      *float64 `json:"latency_p50_ms"`
 	LatencyP95Ms      *float64 `json:"latency_p95_ms"`
 	LatencyP99Ms      *float64 `json:"latency_p99_ms"`
-	LastError         string   `json:"last_error,omitempty"`
+	// End-to-end latency (publish to handled, from x-warren-published-at).
+	E2EP50Ms  *float64 `json:"e2e_p50_ms"`
+	E2EP95Ms  *float64 `json:"e2e_p95_ms"`
+	E2EP99Ms  *float64 `json:"e2e_p99_ms"`
+	LastError string   `json:"last_error,omitempty"`
 }
 
 // Change is a live update; nil fields are left as they are.
@@ -155,6 +165,9 @@ type Sample struct {
 	Retried                                                int64
 	DeadLettered                                           int64
 	LatencyP50Ms, LatencyP95Ms, LatencyP99Ms, LatencyMaxMs *float64 // nil when nothing was handled
+	// End-to-end latency (publish to handled) of the messages that carried
+	// the x-warren-published-at header; nil when none did.
+	E2EP50Ms, E2EP95Ms, E2EP99Ms *float64
 }
 
 // SampleWriter stores consumer samples.

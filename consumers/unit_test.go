@@ -121,13 +121,13 @@ func TestHistogramQuantiles(t *testing.T) {
 		}
 	}
 	var s stats
-	if q := s.recentQuantiles(); q[0] != nil {
+	if q, _ := s.recentQuantiles(); q[0] != nil {
 		t.Fatal("quantiles of an empty histogram must be nil")
 	}
 	for i := 1; i <= 100; i++ {
 		s.observe(time.Duration(i) * time.Millisecond)
 	}
-	q := s.recentQuantiles()
+	q, _ := s.recentQuantiles()
 	check := func(name string, got *float64, want float64) {
 		if got == nil || math.Abs(*got-want)/want > 0.13 {
 			t.Errorf("%s = %v, want ~%v", name, got, want)

@@ -217,9 +217,11 @@ type schedule struct {
 }
 
 // lateness is how far past its end a phase that cannot keep up may run
-// before its remaining messages are dropped from the schedule.
+// before its remaining messages are dropped from the schedule. The floor
+// keeps a short phase from losing messages to one scheduling hiccup on a
+// busy host.
 func lateness(d time.Duration) time.Duration {
-	return min(max(d/10, 50*time.Millisecond), time.Second)
+	return min(max(d/10, 250*time.Millisecond), time.Second)
 }
 
 func (s *schedule) next(now time.Time) (ticket, bool) {

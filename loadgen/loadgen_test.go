@@ -382,3 +382,25 @@ func TestHistogramQuantiles(t *testing.T) {
 		}
 	}
 }
+
+// A phase the broker cannot keep up with ends shortly after its window
+// instead of running until its whole schedule is sent, and the next phase
+// still runs.
+func TestRunCutsOffAPhaseThatCannotKeepUp(t *testing.T) {
+	q, ch := testQueue(t)
+	begin := time.Now()
+	rep, err := Run(context.Background(), Config{URL: testURL, Queue: q, Declare: true, MaxOutstanding: 1,
+		Phases: []Phase{{Duration: 300 * time.Millisecond, Rate: 1e6}, {Duration: 200 * time.Millisecond, Rate: 50}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(begin); took > 20*time.Second {
+		t.Fatalf("run took %s: the overloaded phase was not cut off", took)
+	}
+	if len(rep.Phases) != 2 || rep.Phases[0].Confirmed >= 300000 || rep.Phases[0].Confirmed == 0 || !within(rep.Phases[1].Confirmed, 10, 1) {
+		t.Fatalf("report %+v: want a short first phase and 10±1 in the second", rep)
+	}
+	if n := brokerCount(t, ch, q); int64(n) != rep.Confirmed {
+		t.Fatalf("broker holds %d, report says %d", n, rep.Confirmed)
+	}
+}

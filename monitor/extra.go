@@ -86,11 +86,16 @@ func (p *Poller) get(ctx context.Context, what, escapedPath string, query url.Va
 	case tr.status == http.StatusForbidden:
 		return nil, fmt.Errorf("%s: %w for user %q (HTTP 403; it needs the monitoring or management tag)",
 			where, ErrPermissionDenied, p.cfg.Username)
+	case tr.status == http.StatusNotFound:
+		return nil, fmt.Errorf("%s: %w (HTTP 404)", where, errNotFound)
 	case tr.status < 200 || tr.status > 299:
 		return nil, fmt.Errorf("%s: management API answered HTTP %d", where, tr.status)
 	}
 	return tr.body, nil
 }
+
+// errNotFound marks a 404: the object asked for does not exist.
+var errNotFound = errors.New("not found")
 
 // isAccessError reports whether err means the poll as a whole cannot work.
 func isAccessError(err error) bool {

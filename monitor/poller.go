@@ -193,6 +193,13 @@ func (p *Poller) Run(ctx context.Context) error {
 	}
 }
 
+// PollOnce runs one poll now, exactly as Run does at a tick (stored,
+// published to Latest and the observers), and returns it. It waits for a
+// poll in progress to end first: polls never overlap.
+func (p *Poller) PollOnce(ctx context.Context) Snapshot {
+	return p.runOnce(ctx)
+}
+
 // logOnce logs a warning the first time key is seen: an oddity that comes
 // back at every poll must not flood the log.
 func (p *Poller) logOnce(key, msg string, args ...any) {
@@ -262,7 +269,7 @@ func (p *Poller) runOnce(ctx context.Context) Snapshot {
 			}
 			p.metrics.observeWrite(time.Since(wstart))
 		}
-		p.logger.Debug("poll done", "queues", len(snap.Queues), "pages", stats.pages, "restarts", stats.restarts,
+		p.logger.Debug("poll done", "queues", len(snap.Queues), "pages", stats.pages, "restarts", stats.restarts, "recovered", stats.recovered,
 			"duplicates", stats.duplicates, "odd_values", stats.oddValues,
 			"duration_ms", snap.Duration.Milliseconds())
 	}
@@ -358,6 +365,7 @@ func (p *Poller) logRecovery() {
 // listStats describes one listing, for the debug summary and tests.
 type listStats struct {
 	restarts   int
+	recovered  int // queues missed by paging, found by recheckMissing
 	pages      int
 	duplicates int
 	oddValues  int
@@ -391,6 +399,10 @@ func (p *Poller) listQueues(ctx context.Context) ([]QueueSample, listStats, erro
 		if changed {
 			p.logger.Debug("queue listing kept changing while paged; keeping the last reading", "attempts", attempt)
 		}
+		out, err = p.recheckMissing(ctx, out, &stats)
+		if err != nil {
+			return nil, stats, err
+		}
 		for i := range out {
 			out[i].Status = p.cfg.Thresholds.Classify(out[i].Name, out[i].Messages)
 		}
@@ -402,6 +414,57 @@ func (p *Poller) listQueues(ctx context.Context) ([]QueueSample, listStats, erro
 		})
 		return out, stats, nil
 	}
+}
+
+// maxRechecks bounds the single-queue requests one poll makes for queues
+// that were in the previous poll but not in this listing.
+const maxRechecks = 100
+
+// recheckMissing asks for each queue of the previous poll that this listing
+// lacks (GET /api/queues/VHOST/NAME): a deletion and a creation that cancel
+// out between two pages shift a queue onto a page already read, and the
+// total count does not show it. A 404 means the queue is really gone.
+// Beyond maxRechecks (a mass deletion), the listing is kept as it is.
+func (p *Poller) recheckMissing(ctx context.Context, out []QueueSample, stats *listStats) ([]QueueSample, error) {
+	if len(p.rates) == 0 {
+		return out, nil
+	}
+	listed := make(map[queueKey]bool, len(out))
+	for _, q := range out {
+		listed[queueKey{q.Vhost, q.Name}] = true
+	}
+	var missing []queueKey
+	for k := range p.rates {
+		if !listed[k] {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > maxRechecks {
+		p.logger.Debug("many queues gone since the last poll; not checking them one by one", "gone", len(missing))
+		return out, nil
+	}
+	for _, k := range missing {
+		body, err := p.get(ctx, "queue", apiPath("queues", k.vhost, k.name), url.Values{"columns": {queueColumns}})
+		if errors.Is(err, errNotFound) {
+			continue // really deleted
+		}
+		if err != nil {
+			return nil, err
+		}
+		page := append(append([]byte(`{"page_count":1,"items":[`), body...), "]}"...)
+		pg, err := decodeQueuePage(page, p.logger)
+		if err != nil {
+			return nil, fmt.Errorf("polling queue %q in vhost %q at %s: undecodable answer: %w", k.name, k.vhost, p.endpoint, err)
+		}
+		p.reportOddities(pg.oddities)
+		for _, q := range pg.queues {
+			if q.Vhost == k.vhost && q.Name == k.name {
+				out = append(out, q)
+				stats.recovered++
+			}
+		}
+	}
+	return out, nil
 }
 
 // listQueuesOnce reads every page once. changed reports that the listing

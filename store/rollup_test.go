@@ -1,11 +1,16 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"warren/migrations"
 	"warren/monitor"
@@ -244,4 +249,35 @@ func TestMigration0002KeepsSamples(t *testing.T) {
 	if err != nil || len(pts) != 1 || pts[0].Messages != nil || *pts[0].Consumers != 3 {
 		t.Errorf("vhost v/2: %+v, %v", pts, err)
 	}
+}
+
+func TestStoreCollector(t *testing.T) {
+	s, _ := openTest(t)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s.Collector())
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	for _, f := range fams {
+		if _, err := expfmt.MetricFamilyToText(&buf, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	parsed, err := parser.TextToMetricFamilies(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fam := parsed["warren_store_size_bytes"]
+	if fam == nil {
+		t.Fatalf("no warren_store_size_bytes in %s", buf.String())
+	}
+	for _, m := range fam.GetMetric() {
+		if m.GetLabel()[0].GetValue() == "db" && m.GetGauge().GetValue() > 0 {
+			return
+		}
+	}
+	t.Errorf("no positive db size in %s", buf.String())
 }

@@ -39,6 +39,7 @@ type Store struct {
 	reader *sql.DB // query_only pool for reads
 	logger *slog.Logger
 	now    func() time.Time
+	path   string // absolute path of the database file
 
 	retention Retention
 
@@ -105,7 +106,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option)
 	writer.SetConnMaxLifetime(0)
 	writer.SetConnMaxIdleTime(0)
 
-	s := &Store{writer: writer, logger: logger, now: time.Now, retention: DefaultRetention(), ids: map[queueKey]int64{}}
+	s := &Store{writer: writer, logger: logger, now: time.Now, path: abs, retention: DefaultRetention(), ids: map[queueKey]int64{}}
 	for _, o := range opts {
 		o(s)
 	}

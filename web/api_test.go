@@ -38,7 +38,8 @@ func TestAPIQueuesShape(t *testing.T) {
 	if len(got.Queues) != len(defaultSnapshot().Queues) {
 		t.Fatalf("got %d queues", len(got.Queues))
 	}
-	keys := []string{"vhost", "name", "messages", "messages_ready", "messages_unacknowledged", "consumers", "status"}
+	keys := []string{"vhost", "name", "messages", "messages_ready", "messages_unacknowledged", "consumers",
+		"ingress_rate", "egress_rate", "time_to_drain_seconds", "growing", "is_dead_letter", "status"}
 	byName := map[string]map[string]json.RawMessage{}
 	for _, q := range got.Queues {
 		if len(q) != len(keys) {

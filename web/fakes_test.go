@@ -194,7 +194,8 @@ func defaultSnapshot() monitor.Snapshot {
 	return monitor.Snapshot{
 		At: pollTime,
 		Queues: []monitor.QueueSample{
-			{Vhost: "/", Name: "orders", Messages: i64(1234), Ready: i64(1200), Unacked: i64(34), Consumers: i64(2), Status: monitor.StatusWarning},
+			{Vhost: "/", Name: "orders", Messages: i64(1234), Ready: i64(1200), Unacked: i64(34), Consumers: i64(2), Status: monitor.StatusWarning,
+				IngressRate: f64(12.5), EgressRate: f64(20), TimeToDrainSeconds: f64(160), Growing: boolp(false)},
 			{Vhost: "/", Name: "idle", Status: monitor.StatusUnknown}, // nothing reported
 			{Vhost: "/", Name: "<b>x</b>", Messages: i64(1), Ready: i64(1), Unacked: i64(0), Consumers: i64(0), Status: monitor.StatusOK},
 			{Vhost: "/", Name: "a/b?c#d", Messages: i64(7), Ready: i64(5), Unacked: i64(2), Consumers: i64(1), Status: monitor.StatusOK},
@@ -400,3 +401,5 @@ func eventually(t *testing.T, timeout time.Duration, cond func() bool) {
 var errBoom = errors.New("boom: dial tcp 10.0.0.1:15672: connection refused")
 
 func changeConcurrency(n int) consumers.Change { return consumers.Change{Concurrency: intp(n)} }
+
+func boolp(v bool) *bool { return &v }

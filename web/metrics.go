@@ -12,6 +12,8 @@ type collector struct {
 	consumers ConsumerController
 
 	queueMessages, queueReady, queueUnacked, queueConsumers *prometheus.Desc
+	queueIngress, queueEgress, queueDrain, queueDeadLetter  *prometheus.Desc
+	queueUtilisation                                        *prometheus.Desc
 
 	consumerProcessed, consumerFailed, consumerInFlight *prometheus.Desc
 	consumerConcurrency, consumerPrefetch               *prometheus.Desc
@@ -36,6 +38,16 @@ func newCollector(q QueueSource, c ConsumerController) *collector {
 			"Messages delivered but not yet acknowledged at the last poll. Absent when the broker did not report it.", queueLabels, nil),
 		queueConsumers: prometheus.NewDesc("warren_queue_consumers",
 			"Consumers attached to the queue at the last poll. Absent when the broker did not report it.", queueLabels, nil),
+		queueIngress: prometheus.NewDesc("warren_queue_ingress_messages_per_second",
+			"Messages published to the queue per second, warren's smoothed estimate from its own polls. Absent until known.", queueLabels, nil),
+		queueEgress: prometheus.NewDesc("warren_queue_egress_messages_per_second",
+			"Messages leaving the queue per second (ingress minus depth growth), warren's smoothed estimate. Absent until known.", queueLabels, nil),
+		queueDrain: prometheus.NewDesc("warren_queue_time_to_drain_seconds",
+			"Time to drain the ready messages at the current rates. Absent when unknown or when the queue is growing.", queueLabels, nil),
+		queueUtilisation: prometheus.NewDesc("warren_queue_consumer_utilisation_ratio",
+			"Share of time the queue's consumers could take new messages (broker's consumer_utilisation, 0..1). Absent when not reported.", queueLabels, nil),
+		queueDeadLetter: prometheus.NewDesc("warren_queue_dead_letter",
+			"1 if warren recognises the queue as a dead-letter queue, else 0.", queueLabels, nil),
 
 		consumerProcessed: prometheus.NewDesc("warren_consumer_messages_processed_total",
 			"Messages the managed consumer handled successfully (acked).", consumerLabels, nil),
@@ -59,6 +71,7 @@ func newCollector(q QueueSource, c ConsumerController) *collector {
 func (m *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		m.queueMessages, m.queueReady, m.queueUnacked, m.queueConsumers,
+		m.queueIngress, m.queueEgress, m.queueDrain, m.queueDeadLetter, m.queueUtilisation,
 		m.consumerProcessed, m.consumerFailed, m.consumerInFlight, m.consumerConcurrency, m.consumerPrefetch,
 		m.lastPollSuccess, m.lastPollTime,
 	} {
@@ -100,6 +113,24 @@ func (m *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			emit(ch, g.desc, prometheus.GaugeValue, float64(*g.v), q.Vhost, q.Name)
 		}
+		for _, g := range []struct {
+			desc *prometheus.Desc
+			v    *float64
+		}{
+			{m.queueIngress, q.IngressRate},
+			{m.queueEgress, q.EgressRate},
+			{m.queueDrain, q.TimeToDrainSeconds},
+			{m.queueUtilisation, q.ConsumerUtilisation},
+		} {
+			if g.v != nil {
+				emit(ch, g.desc, prometheus.GaugeValue, *g.v, q.Vhost, q.Name)
+			}
+		}
+		dlq := 0.0
+		if q.IsDeadLetter {
+			dlq = 1
+		}
+		emit(ch, m.queueDeadLetter, prometheus.GaugeValue, dlq, q.Vhost, q.Name)
 	}
 
 	seenConsumer := map[string]bool{}

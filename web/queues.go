@@ -18,7 +18,14 @@ type queueJSON struct {
 	MessagesReady          *int64 `json:"messages_ready"`
 	MessagesUnacknowledged *int64 `json:"messages_unacknowledged"`
 	Consumers              *int64 `json:"consumers"`
-	Status                 string `json:"status"`
+	// Warren's own estimates from deltas between polls (messages/s), and
+	// the time to drain the ready messages; null when unknown.
+	IngressRate        *float64 `json:"ingress_rate"`
+	EgressRate         *float64 `json:"egress_rate"`
+	TimeToDrainSeconds *float64 `json:"time_to_drain_seconds"`
+	Growing            *bool    `json:"growing"`
+	IsDeadLetter       bool     `json:"is_dead_letter"`
+	Status             string   `json:"status"`
 }
 
 // queuesJSON is the body of GET /api/queues.
@@ -36,6 +43,11 @@ func newQueueJSON(q monitor.QueueSample) queueJSON {
 		MessagesReady:          q.Ready,
 		MessagesUnacknowledged: q.Unacked,
 		Consumers:              q.Consumers,
+		IngressRate:            q.IngressRate,
+		EgressRate:             q.EgressRate,
+		TimeToDrainSeconds:     q.TimeToDrainSeconds,
+		Growing:                q.Growing,
+		IsDeadLetter:           q.IsDeadLetter,
 		Status:                 statusClass(q.Status),
 	}
 }

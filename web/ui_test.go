@@ -72,17 +72,21 @@ func TestDashboardRendersTables(t *testing.T) {
 		text := func(i int) string { return strings.TrimSpace(textOf(cells[i])) }
 		switch name {
 		case "idle":
-			for i := 2; i <= 5; i++ {
+			// ready, unacked, total, consumers, in, out, drain
+			for i := 2; i <= 8; i++ {
 				if text(i) != "n/a" {
 					t.Errorf("idle cell %d = %q, want n/a", i, text(i))
 				}
 			}
-			if !strings.Contains(text(6), "unknown") {
-				t.Errorf("idle status %q", text(6))
+			if !strings.Contains(text(9), "unknown") {
+				t.Errorf("idle status %q", text(9))
 			}
 		case "orders":
-			if text(2) != "1,200" || text(3) != "34" || text(4) != "1,234" || text(5) != "2" || !strings.Contains(text(6), "warning") {
-				t.Errorf("orders row: %q %q %q %q %q", text(2), text(3), text(4), text(5), text(6))
+			if text(2) != "1,200" || text(3) != "34" || text(4) != "1,234" || text(5) != "2" || !strings.Contains(text(9), "warning") {
+				t.Errorf("orders row: %q %q %q %q %q", text(2), text(3), text(4), text(5), text(9))
+			}
+			if text(6) != "12.5/s" || text(7) != "20.0/s" || text(8) != "2m 40s" {
+				t.Errorf("orders rates and drain: %q %q %q", text(6), text(7), text(8))
 			}
 			if !hasClass(cells[2], "num") {
 				t.Error("numbers are not marked for right alignment")

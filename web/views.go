@@ -118,7 +118,11 @@ func (v queuesView) meta() string {
 type queueRow struct {
 	Vhost, Name, Href                   string
 	Ready, Unacked, Messages, Consumers cell
-	Status                              string
+	// Ingress, Egress and Drain are warren's own rate estimates and the
+	// time to drain ("growing" when the queue will not drain).
+	Ingress, Egress, Drain cell
+	DeadLetter             bool
+	Status                 string
 }
 
 // consumersView is the consumer table.
@@ -249,14 +253,47 @@ func sortedQueues(qs []monitor.QueueSample) []monitor.QueueSample {
 
 func newQueueRow(q monitor.QueueSample) queueRow {
 	return queueRow{
-		Vhost:     q.Vhost,
-		Name:      q.Name,
-		Href:      queueHref(q.Vhost, q.Name),
-		Ready:     intCell(q.Ready),
-		Unacked:   intCell(q.Unacked),
-		Messages:  intCell(q.Messages),
-		Consumers: intCell(q.Consumers),
-		Status:    statusClass(q.Status),
+		Vhost:      q.Vhost,
+		Name:       q.Name,
+		Href:       queueHref(q.Vhost, q.Name),
+		Ready:      intCell(q.Ready),
+		Unacked:    intCell(q.Unacked),
+		Messages:   intCell(q.Messages),
+		Consumers:  intCell(q.Consumers),
+		Ingress:    rateCell(q.IngressRate),
+		Egress:     rateCell(q.EgressRate),
+		Drain:      drainCell(q.TimeToDrainSeconds, q.Growing),
+		DeadLetter: q.IsDeadLetter,
+		Status:     statusClass(q.Status),
+	}
+}
+
+// rateCell shows a rate in messages per second, n/a when unknown.
+func rateCell(p *float64) cell {
+	if p == nil || math.IsNaN(*p) || math.IsInf(*p, 0) {
+		return naCell
+	}
+	return cell{Text: formatRate(*p), Known: true}
+}
+
+// drainCell shows the time to drain, "growing", or n/a when unknown.
+func drainCell(seconds *float64, growing *bool) cell {
+	switch {
+	case growing != nil && *growing:
+		return cell{Text: "growing", Known: true}
+	case seconds == nil || math.IsNaN(*seconds) || math.IsInf(*seconds, 0):
+		return naCell
+	}
+	d := time.Duration(math.Round(*seconds)) * time.Second
+	switch {
+	case d < time.Minute:
+		return cell{Text: fmt.Sprintf("%ds", int(d.Seconds())), Known: true}
+	case d < time.Hour:
+		return cell{Text: fmt.Sprintf("%dm %02ds", int(d.Minutes()), int(d.Seconds())%60), Known: true}
+	case d < 48*time.Hour:
+		return cell{Text: fmt.Sprintf("%dh %02dm", int(d.Hours()), int(d.Minutes())%60), Known: true}
+	default:
+		return cell{Text: fmt.Sprintf("%dd", int(d.Hours()/24)), Known: true}
 	}
 }
 

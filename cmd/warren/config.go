@@ -126,6 +126,7 @@ type consumerConfig struct {
 	MaxConcurrency          int                   `yaml:"max_concurrency"`
 	MaxPrefetch             int                   `yaml:"max_prefetch"`
 	BatchSize               int                   `yaml:"batch_size"`
+	BatchTimeout            duration              `yaml:"batch_timeout"`
 	MaxRetryAttempts        *int                  `yaml:"max_retry_attempts"`
 	InitialRetryDelay       duration              `yaml:"initial_retry_delay"`
 	RetryMultiplier         float64               `yaml:"retry_multiplier"`
@@ -218,6 +219,9 @@ func consumerDefaults(c *consumerConfig, perf performanceConfig) {
 	if c.MaxRetryAttempts == nil {
 		n := 5
 		c.MaxRetryAttempts = &n
+	}
+	if c.BatchTimeout == 0 {
+		c.BatchTimeout = duration(100 * time.Millisecond)
 	}
 	if c.DeadLetterQueue == "" {
 		c.DeadLetterQueue = c.Queue + ".warren.dlq"
@@ -442,8 +446,11 @@ func (cc *consumerConfig) validate(key string, seen map[string]bool) error {
 	if cc.PrefetchCount < 1 || cc.PrefetchCount > cc.MaxPrefetch {
 		return validationError(key+".prefetch_count", "must be between 1 and max_prefetch (%d), got %d", cc.MaxPrefetch, cc.PrefetchCount)
 	}
-	if cc.BatchSize < 0 {
-		return validationError(key+".batch_size", "must not be negative, got %d", cc.BatchSize)
+	if cc.BatchSize < 0 || cc.BatchSize > 65535 {
+		return validationError(key+".batch_size", "must be between 0 and 65535, got %d", cc.BatchSize)
+	}
+	if cc.BatchTimeout.D() < 0 {
+		return validationError(key+".batch_timeout", "must be positive, got %s", cc.BatchTimeout.D())
 	}
 	if *cc.MaxRetryAttempts < 0 {
 		return validationError(key+".max_retry_attempts", "must not be negative, got %d", *cc.MaxRetryAttempts)
