@@ -27,6 +27,7 @@ type consumer struct {
 	opts         Options
 	pub          *publisher // retries and dead letters; nil without Config.Retry
 	brk          *breaker   // nil without Config.CircuitBreaker
+	pool         *connPool  // nil: the consumer dials its own connection
 	thr          *throttle  // always present; its knobs may be off
 
 	lim      *limiter
@@ -64,11 +65,29 @@ type consumer struct {
 	failureLog *logLimiter
 }
 
-// session is one AMQP connection.
+// session is the consumer's use of one AMQP connection: its own, or a
+// lease on a pooled one shared with other consumers.
 type session struct {
 	conn   *amqp.Connection
 	closed chan *amqp.Error
 	subs   sync.WaitGroup // subscriptions still open on this connection
+	lease  *pooledConn    // nil: the connection is the consumer's own
+	pool   *connPool
+	once   sync.Once
+}
+
+// close ends the session: closes the consumer's own connection, or returns
+// the lease (the pooled connection closes with its last lease).
+func (s *session) close() error {
+	var err error
+	s.once.Do(func() {
+		if s.lease != nil {
+			s.pool.release(s.lease)
+			return
+		}
+		err = s.conn.Close()
+	})
+	return err
 }
 
 // subscription is one channel with one basic.consume on it. Its deliveries
@@ -527,12 +546,21 @@ func (c *consumer) connect(sess *session) (*session, *subscription, error) {
 			c.subsMu.Lock()
 			delete(c.sessions, sess)
 			c.subsMu.Unlock()
+			_ = sess.close()
 		}
-		conn, err := amqp.DialConfig(c.amqpURL, dialConfig(c.cfg.Vhost, c.cfg.Name))
-		if err != nil {
-			return nil, nil, fmt.Errorf("connecting to vhost %q: %w", c.cfg.Vhost, err)
+		if c.pool != nil {
+			pc, err := c.pool.acquire()
+			if err != nil {
+				return nil, nil, err
+			}
+			sess = &session{conn: pc.conn, closed: pc.conn.NotifyClose(make(chan *amqp.Error, 1)), lease: pc, pool: c.pool}
+		} else {
+			conn, err := amqp.DialConfig(c.amqpURL, dialConfig(c.cfg.Vhost, c.cfg.Name))
+			if err != nil {
+				return nil, nil, fmt.Errorf("connecting to vhost %q: %w", c.cfg.Vhost, err)
+			}
+			sess = &session{conn: conn, closed: conn.NotifyClose(make(chan *amqp.Error, 1))}
 		}
-		sess = &session{conn: conn, closed: conn.NotifyClose(make(chan *amqp.Error, 1))}
 		c.subsMu.Lock()
 		c.sessions[sess] = struct{}{}
 		c.subsMu.Unlock()
@@ -687,7 +715,7 @@ func (c *consumer) lost(sess *session, sub *subscription, err error) {
 	if sess != nil {
 		go func() {
 			sess.subs.Wait()
-			_ = sess.conn.Close()
+			_ = sess.close()
 			c.subsMu.Lock()
 			delete(c.sessions, sess)
 			c.subsMu.Unlock()
@@ -757,7 +785,7 @@ func (c *consumer) closeAll() {
 	}
 	c.subsMu.Unlock()
 	for _, s := range sessions {
-		if err := s.conn.Close(); err != nil && !errors.Is(err, amqp.ErrClosed) {
+		if err := s.close(); err != nil && !errors.Is(err, amqp.ErrClosed) {
 			c.logger.Warn("closing connection", "err", err)
 		}
 	}

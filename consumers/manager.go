@@ -32,6 +32,9 @@ const (
 	DefaultBreakerFailureThreshold = 5
 	DefaultBreakerCoolDown         = 30 * time.Second
 	DefaultBreakerHalfOpenMax      = 3
+	// DefaultMaxChannelsPerConnection is Options.MaxChannelsPerConnection
+	// when zero.
+	DefaultMaxChannelsPerConnection = 10
 	// MaxThrottleDelay bounds throttle.delay_between_calls.
 	MaxThrottleDelay = time.Hour
 )
@@ -66,6 +69,13 @@ type Options struct {
 	// return next unchanged to skip a consumer. Batch handlers are not
 	// wrapped.
 	Interceptors []Interceptor
+	// MaxConnections > 0 shares consuming connections between consumers of
+	// a vhost: at most MaxConnections per vhost, each carrying at most
+	// MaxChannelsPerConnection consumers (default 10). 0: every consumer
+	// has its own connection. Publishing (retries, dead letters) always
+	// uses a separate connection.
+	MaxConnections           int
+	MaxChannelsPerConnection int
 }
 
 // Interceptor wraps the handler of one consumer.
@@ -84,6 +94,8 @@ type Manager struct {
 	// publishers republish retries and dead letters, one connection per
 	// vhost, separate from the consuming connections.
 	publishers map[string]*publisher
+	// pools share consuming connections per vhost (Options.MaxConnections).
+	pools map[string]*connPool
 }
 
 // NewManager validates cfgs and builds one consumer per entry; nothing
@@ -99,6 +111,9 @@ func NewManager(amqpURL string, cfgs []Config, w SampleWriter, logger *slog.Logg
 		return nil, err
 	}
 	opts = withDefaults(opts)
+	if opts.MaxConnections < 0 {
+		return nil, fmt.Errorf("max_connections: must not be negative, got %d", opts.MaxConnections)
+	}
 	if opts.ReconnectMinBackoff > opts.ReconnectMaxBackoff {
 		return nil, fmt.Errorf("reconnect backoff: min %s is above max %s", opts.ReconnectMinBackoff, opts.ReconnectMaxBackoff)
 	}
@@ -117,6 +132,7 @@ func NewManager(amqpURL string, cfgs []Config, w SampleWriter, logger *slog.Logg
 		byName: make(map[string]*consumer, len(cfgs)),
 
 		publishers: make(map[string]*publisher),
+		pools:      make(map[string]*connPool),
 	}
 	for i, cfg := range cfgs {
 		if cfg.Name == "" {
@@ -192,7 +208,16 @@ func (m *Manager) newConsumer(cfg Config, h HandlerFunc, amqpURL string, opts Op
 			m.publishers[cfg.Vhost] = pub
 		}
 	}
-	return newConsumer(cfg, h, amqpURL, opts, pub, logger)
+	c := newConsumer(cfg, h, amqpURL, opts, pub, logger)
+	if opts.MaxConnections > 0 {
+		c.pool = m.pools[cfg.Vhost]
+		if c.pool == nil {
+			c.pool = newConnPool(amqpURL, cfg.Vhost, opts.MaxConnections, opts.MaxChannelsPerConnection,
+				m.logger.With("vhost", cfg.Vhost, "role", "pool"))
+			m.pools[cfg.Vhost] = c.pool
+		}
+	}
+	return c
 }
 
 func withDefaults(o Options) Options {
@@ -207,6 +232,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.ReconnectMaxBackoff <= 0 {
 		o.ReconnectMaxBackoff = DefaultReconnectMaxBackoff
+	}
+	if o.MaxChannelsPerConnection <= 0 {
+		o.MaxChannelsPerConnection = DefaultMaxChannelsPerConnection
 	}
 	return o
 }
@@ -350,6 +378,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	// 5. Close connections; the broker requeues anything still unacked.
 	for _, c := range m.consumers {
 		c.closeAll()
+	}
+	for _, p := range m.pools {
+		p.closeAll()
 	}
 	// Publishers last: the drain above may still have republished.
 	for _, p := range m.publishers {

@@ -282,3 +282,92 @@ func TestThrottleDelayBetweenCalls(t *testing.T) {
 		t.Errorf("6 calls within %s, want at least %s apart in total", span, 5*gap)
 	}
 }
+
+func TestPooledConnectionsAreSharedAndRecover(t *testing.T) {
+	b := newBroker(t)
+	base := queueName(t)
+	names := []string{"a", "b", "c", "d"}
+	var cfgs []Config
+	for _, n := range names {
+		b.declare(base+"-"+n, nil)
+		cfgs = append(cfgs, testConfig(n, base+"-"+n))
+	}
+	rec := newRecorder()
+	r := startManager(t, cfgs, nil, Options{
+		Handlers:       map[string]HandlerFactory{"test": rec.factory()},
+		MaxConnections: 1, MaxChannelsPerConnection: 3,
+	})
+	// Three consumers share the one connection; the fourth (whichever came
+	// last) finds no room.
+	var sharing []string
+	eventually(t, 10*time.Second, func() bool {
+		sharing = sharing[:0]
+		refused := 0
+		for _, n := range names {
+			st := mustGet(t, r.Manager, n)
+			switch {
+			case st.State == StateRunning:
+				sharing = append(sharing, n)
+			case strings.Contains(st.LastError, "connection pool exhausted"):
+				refused++
+			}
+		}
+		return len(sharing) == 3 && refused == 1
+	}, "three running, one refused")
+	pool := r.pools["/"]
+	pool.mu.Lock()
+	if len(pool.conns) != 1 || pool.conns[0].leases != 3 {
+		t.Errorf("pool holds %d connections; want 1 with 3 leases", len(pool.conns))
+	}
+	connName := pool.conns[0].name
+	pool.mu.Unlock()
+	first, others := sharing[0], sharing[1:]
+
+	// A queue deleted under one consumer: the others on the same
+	// connection go on.
+	ch, err := b.conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDelete(base+"-"+first, false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	_ = ch.Close()
+	eventually(t, 10*time.Second, func() bool { return mustGet(t, r.Manager, first).State == StateCancelled }, "%s cancelled", first)
+	for _, n := range others {
+		b.publish(base+"-"+n, 5, n+"1")
+	}
+	eventually(t, 10*time.Second, func() bool {
+		return mustGet(t, r.Manager, others[0]).Processed == 5 && mustGet(t, r.Manager, others[1]).Processed == 5
+	}, "the others are unaffected")
+	for _, n := range others {
+		if st := mustGet(t, r.Manager, n); st.State != StateRunning || st.StaleAcks != 0 {
+			t.Errorf("%s: %+v", n, st)
+		}
+	}
+
+	// The shared connection dies: everyone on it recovers.
+	b.declare(base+"-"+first, nil)
+	closeConnection(t, connName)
+	eventually(t, 30*time.Second, func() bool {
+		for _, n := range sharing {
+			if mustGet(t, r.Manager, n).State != StateRunning {
+				return false
+			}
+		}
+		return true
+	}, "the three running again")
+	for _, n := range sharing {
+		b.publish(base+"-"+n, 5, n+"2")
+	}
+	eventually(t, 20*time.Second, func() bool {
+		return mustGet(t, r.Manager, first).Processed == 5 &&
+			mustGet(t, r.Manager, others[0]).Processed == 10 && mustGet(t, r.Manager, others[1]).Processed == 10
+	}, "all consume after the connection was replaced")
+	r.stop(t)
+	for _, n := range sharing {
+		if msgs, _ := b.inspect(base + "-" + n); msgs != 0 {
+			t.Errorf("queue %s holds %d", n, msgs)
+		}
+	}
+}
