@@ -29,6 +29,15 @@ generate:
 bench: broker
 	$(GO) run ./bench
 
+# Monitor and store benchmarks (BENCHMARKS.md, "Monitor and store"): a poll
+# of 10,000 queues from a fake management API into a real store, and chart
+# queries over a full default history of 1,000 queues (generating it takes
+# about 15 minutes on 2 cores; WARREN_BENCH_QUEUES=50 for a quick look).
+.PHONY: bench-monitor
+bench-monitor:
+	$(GO) test ./store -run '^$$' -bench Poll10k -benchtime 10x -count 3 -benchmem
+	$(GO) test ./store -run '^$$' -bench QueueSeries -benchtime 200x -timeout 60m
+
 # Fails when `make generate` would change the templ output in the tree
 # (a stale or missing *_templ.go), comparing checksums before and after.
 check-generate:

@@ -95,6 +95,11 @@ func BenchmarkConsumePlainAMQP(b *testing.B) {
 }
 
 func benchManaged(b *testing.B, concurrency int) {
+	benchManagedConfig(b, concurrency, func(*Config) {})
+}
+
+// benchManagedConfig runs the managed consumer with cfg adjusted by tune.
+func benchManagedConfig(b *testing.B, concurrency int, tune func(*Config)) {
 	q := benchQueue(b)
 	benchPublish(b, q, b.N)
 	var handled atomic.Int64
@@ -109,6 +114,7 @@ func benchManaged(b *testing.B, concurrency int) {
 		}, nil
 	}
 	cfg := Config{Name: "bench", Queue: q, MaxConcurrentMessages: concurrency, PrefetchCount: 100, Handler: HandlerConfig{Type: "noop"}}
+	tune(&cfg)
 	m, err := NewManager(testAMQPURL, []Config{cfg}, nil, nil, Options{Handlers: map[string]HandlerFactory{"noop": noop}})
 	if err != nil {
 		b.Fatal(err)
@@ -125,3 +131,12 @@ func benchManaged(b *testing.B, concurrency int) {
 
 func BenchmarkConsumeManagedConcurrency1(b *testing.B)  { benchManaged(b, 1) }
 func BenchmarkConsumeManagedConcurrency10(b *testing.B) { benchManaged(b, 10) }
+
+// The configuration `warren serve` runs by default: a handler deadline (5m)
+// and the retry policy on (no message fails here, so no republishing).
+func BenchmarkConsumeManagedServeDefaults(b *testing.B) {
+	benchManagedConfig(b, 10, func(c *Config) {
+		c.HandlerTimeout = 5 * time.Minute
+		c.Retry = &RetryConfig{MaxAttempts: 5, InitialDelay: time.Second, Multiplier: 2}
+	})
+}

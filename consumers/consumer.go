@@ -28,6 +28,7 @@ type consumer struct {
 	pub          *publisher // retries and dead letters; nil without Config.Retry
 	brk          *breaker   // nil without Config.CircuitBreaker
 	pool         *connPool  // nil: the consumer dials its own connection
+	watch        *watchdog  // enforces HandlerTimeout; nil without one
 	thr          *throttle  // always present; its knobs may be off
 
 	lim      *limiter
@@ -153,6 +154,9 @@ func newConsumer(cfg Config, h HandlerFunc, amqpURL string, opts Options, pub *p
 		tc = *cfg.Throttle
 	}
 	c.thr = newThrottle(tc, cfg.MaxConcurrency)
+	if cfg.HandlerTimeout > 0 && cfg.BatchSize <= 1 {
+		c.watch = newWatchdog(cfg.HandlerTimeout, cfg.MaxConcurrency)
+	}
 	c.workCtx, c.cancelWork = context.WithCancel(context.Background())
 	return c
 }
@@ -863,8 +867,8 @@ func (c *consumer) handle(s *subscription, d amqp.Delivery, throttled bool) {
 	defer s.handlers.Done()
 	start := time.Now()
 	var o outcome
-	if c.cfg.HandlerTimeout > 0 {
-		o = c.handleWithDeadline(s, &d)
+	if c.watch != nil {
+		o = c.handleWatched(s, &d)
 	} else {
 		o = c.settle(s, &d, c.invoke(c.workCtx, &d))
 	}
@@ -875,46 +879,6 @@ func (c *consumer) handle(s *subscription, d amqp.Delivery, throttled bool) {
 	c.observeMessage(&d, start, elapsed, o)
 	c.stats.inFlight.Add(-1)
 	c.lim.release()
-}
-
-// handleWithDeadline runs the handler under HandlerTimeout. A handler that
-// honours its context returns at the deadline; one that ignores it does not
-// keep its message hostage: at the deadline the message is failed (retried,
-// dead-lettered or requeued) and acked while the handler still runs. The
-// worker's permit stays held until the handler really returns, so stuck
-// handlers still count against the concurrency limit.
-func (c *consumer) handleWithDeadline(s *subscription, d *amqp.Delivery) outcome {
-	ctx, cancel := context.WithTimeout(c.workCtx, c.cfg.HandlerTimeout)
-	defer cancel()
-	var (
-		settled  atomic.Bool
-		deadline outcome // written by the AfterFunc before fired closes
-	)
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(fired)
-		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return
-		}
-		if settled.CompareAndSwap(false, true) {
-			deadline = c.settle(s, d, fmt.Errorf("handler deadline %s exceeded", c.cfg.HandlerTimeout))
-		}
-	})
-	err := c.invoke(ctx, d)
-	if !stop() {
-		// The deadline fired: wait until its settle is done, so the
-		// channel is not closed under it.
-		<-fired
-	}
-	if !settled.CompareAndSwap(false, true) {
-		c.logger.Warn("handler returned after its deadline; its message had already been failed",
-			"timeout", c.cfg.HandlerTimeout, "message_id", d.MessageId, "err", err)
-		return deadline
-	}
-	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		err = fmt.Errorf("handler deadline %s exceeded: %w", c.cfg.HandlerTimeout, err)
-	}
-	return c.settle(s, d, err)
 }
 
 // settle acks, or fails the message according to the retry policy. Acks and

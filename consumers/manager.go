@@ -352,6 +352,15 @@ func (m *Manager) Run(ctx context.Context) error {
 		return errors.New("consumers: Run called twice")
 	}
 	m.started = time.Now()
+	// Watchdogs outlive ctx: handlers still run (and may overrun) while
+	// in-flight work drains.
+	wdCtx, wdCancel := context.WithCancel(context.WithoutCancel(ctx))
+	var watchdogs sync.WaitGroup
+	for _, c := range m.consumers {
+		if c.watch != nil {
+			watchdogs.Go(func() { c.runWatchdog(wdCtx) })
+		}
+	}
 	var loops sync.WaitGroup
 	for _, c := range m.consumers {
 		loops.Go(func() { c.run(ctx) })
@@ -376,6 +385,8 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.writeSamples(context.WithoutCancel(ctx), time.Now())
 
 	// 5. Close connections; the broker requeues anything still unacked.
+	wdCancel()
+	watchdogs.Wait()
 	for _, c := range m.consumers {
 		c.closeAll()
 	}

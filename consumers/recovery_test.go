@@ -286,9 +286,9 @@ func TestThrottleDelayBetweenCalls(t *testing.T) {
 func TestPooledConnectionsAreSharedAndRecover(t *testing.T) {
 	b := newBroker(t)
 	base := queueName(t)
-	names := []string{"a", "b", "c", "d"}
+	sharing := []string{"a", "b", "c"}
 	var cfgs []Config
-	for _, n := range names {
+	for _, n := range sharing {
 		b.declare(base+"-"+n, nil)
 		cfgs = append(cfgs, testConfig(n, base+"-"+n))
 	}
@@ -297,23 +297,7 @@ func TestPooledConnectionsAreSharedAndRecover(t *testing.T) {
 		Handlers:       map[string]HandlerFactory{"test": rec.factory()},
 		MaxConnections: 1, MaxChannelsPerConnection: 3,
 	})
-	// Three consumers share the one connection; the fourth (whichever came
-	// last) finds no room.
-	var sharing []string
-	eventually(t, 10*time.Second, func() bool {
-		sharing = sharing[:0]
-		refused := 0
-		for _, n := range names {
-			st := mustGet(t, r.Manager, n)
-			switch {
-			case st.State == StateRunning:
-				sharing = append(sharing, n)
-			case strings.Contains(st.LastError, "connection pool exhausted"):
-				refused++
-			}
-		}
-		return len(sharing) == 3 && refused == 1
-	}, "three running, one refused")
+	eventually(t, 10*time.Second, func() bool { return r.Ready(context.Background()) == nil }, "ready")
 	pool := r.pools["/"]
 	pool.mu.Lock()
 	if len(pool.conns) != 1 || pool.conns[0].leases != 3 {
@@ -370,4 +354,89 @@ func TestPooledConnectionsAreSharedAndRecover(t *testing.T) {
 			t.Errorf("queue %s holds %d", n, msgs)
 		}
 	}
+}
+
+func TestConnectionPoolExhaustedIsVisible(t *testing.T) {
+	b := newBroker(t)
+	base := queueName(t)
+	var cfgs []Config
+	for _, n := range []string{"x", "y"} {
+		b.declare(base+"-"+n, nil)
+		cfgs = append(cfgs, testConfig(n, base+"-"+n))
+	}
+	r := startManager(t, cfgs, nil, Options{
+		Handlers:       map[string]HandlerFactory{"test": newRecorder().factory()},
+		MaxConnections: 1, MaxChannelsPerConnection: 1,
+	})
+	eventually(t, 10*time.Second, func() bool {
+		var running, refused int
+		for _, n := range []string{"x", "y"} {
+			st := mustGet(t, r.Manager, n)
+			if st.State == StateRunning {
+				running++
+			} else if st.State == StateReconnecting && strings.Contains(st.LastError, "connection pool exhausted") {
+				refused++
+			}
+		}
+		return running == 1 && refused == 1
+	}, "one consumer running, the other reconnecting with the pool exhausted")
+}
+
+// Meant to run under -race too: many workers, retries and the pool at once.
+func TestTenThousandMessagesFiftyWorkers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long")
+	}
+	b := newBroker(t)
+	q := queueName(t)
+	b.declare(q, nil)
+	retry := RetryConfig{MaxAttempts: 3, InitialDelay: 10 * time.Millisecond, Multiplier: 2}
+	b.cleanupRetryQueues(q, retry)
+	rec := newRecorder()
+	var mu sync.Mutex
+	failed := map[string]bool{}
+	rec.failFn = func(d Delivery) error {
+		// The first attempt of every 100th message fails.
+		if strings.HasSuffix(d.MessageID, "00") {
+			mu.Lock()
+			defer mu.Unlock()
+			if !failed[d.MessageID] {
+				failed[d.MessageID] = true
+				return errors.New("first attempt fails")
+			}
+		}
+		return nil
+	}
+	cfg := testConfig("bulk", q)
+	cfg.MaxConcurrentMessages = 50
+	cfg.PrefetchCount = 200
+	cfg.Retry = &retry
+	r := startManager(t, []Config{cfg}, nil, Options{
+		Handlers:       map[string]HandlerFactory{"test": rec.factory()},
+		MaxConnections: 2,
+	})
+	const n = 10000
+	ids := b.publish(q, n, "m")
+	eventually(t, 120*time.Second, func() bool { return mustGet(t, r.Manager, "bulk").Processed == n },
+		"all processed")
+	r.stop(t)
+	st := mustGet(t, r.Manager, "bulk")
+	wantRetried := uint64(n/100 - 1) // m-100 ... m-9900
+	if st.Retried != wantRetried || st.DeadLettered != 0 || st.StaleAcks != 0 {
+		t.Errorf("retried=%d dead_lettered=%d stale=%d, want %d, 0, 0", st.Retried, st.DeadLettered, st.StaleAcks, wantRetried)
+	}
+	rec.mu.Lock()
+	for _, id := range ids {
+		if rec.seen[id] != 1 {
+			t.Errorf("%s succeeded %d times", id, rec.seen[id])
+		}
+	}
+	rec.mu.Unlock()
+	if _, maxSeen, _ := rec.stats(); maxSeen > 50 {
+		t.Errorf("%d handlers at once with 50 workers", maxSeen)
+	}
+	if msgs, _ := b.inspect(q); msgs != 0 {
+		t.Errorf("queue holds %d", msgs)
+	}
+	eventually(t, 10*time.Second, func() bool { return unacked(t, q) == 0 }, "unacked back to 0")
 }

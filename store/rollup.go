@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -180,10 +181,31 @@ func (s *Store) chooseResolution(from, to, now time.Time) Resolution {
 	}
 }
 
+// maxChartPoints is the most points QueueSeries returns from a rollup
+// resolution: a chart is a few hundred pixels wide, and turning each row
+// into a Go value is what costs most in a query.
+const maxChartPoints = 400
+
+// downsampleSQL merges the rows of union (columns of a rollup table) into
+// buckets of step ms. step is an integer computed by QueueSeries.
+func downsampleSQL(union string, step int64) string {
+	b := fmt.Sprintf("(ts - ts %% %d)", step)
+	wInt := func(col string) string {
+		return fmt.Sprintf("CAST(round(sum(%[1]s * samples) * 1.0 / sum(CASE WHEN %[1]s IS NOT NULL THEN samples END)) AS INTEGER)", col)
+	}
+	wReal := func(col string) string {
+		return fmt.Sprintf("sum(%[1]s * samples) / sum(CASE WHEN %[1]s IS NOT NULL THEN samples END)", col)
+	}
+	return `SELECT ` + b + ` AS d_ts, ` + wInt("messages") + `, max(messages_max), ` + wInt("ready") + `, ` +
+		wInt("unacked") + `, ` + wInt("consumers") + `, ` + wReal("ingress_rate") + `, ` + wReal("egress_rate") +
+		` FROM (` + union + `) GROUP BY d_ts ORDER BY d_ts`
+}
+
 // QueueSeries answers a chart query: the history of one queue between from
 // and to, oldest first, from the resolution that suits the window (raw
 // samples up to 2 hours, minutes up to 3 days, hours beyond), and says which
-// one it used. Buckets not rolled up yet (the last minutes or hour) are
+// one it used. Windows that would give more than maxChartPoints minutes or
+// hours are merged into wider buckets, reported as e.g. "4m" or "6h". Buckets not rolled up yet (the last minutes or hour) are
 // computed on the fly from the finer table, so a chart reaches the present.
 func (s *Store) QueueSeries(ctx context.Context, vhost, name string, from, to time.Time) ([]QueuePoint, Resolution, error) {
 	if !to.After(from) {
@@ -191,17 +213,51 @@ func (s *Store) QueueSeries(ctx context.Context, vhost, name string, from, to ti
 			name, vhost, to.UTC().Format(time.RFC3339), from.UTC().Format(time.RFC3339))
 	}
 	res := s.chooseResolution(from, to, s.now())
-	pts, err := s.readPoints(ctx, res, vhost, name, ms(from), ms(to)+1)
+	// A long window of a rollup resolution is merged into wider buckets,
+	// a whole multiple of the stored one, so at most maxChartPoints remain.
+	var step int64
+	if res != ResolutionRaw {
+		width := time.Minute
+		if res == ResolutionHour {
+			width = time.Hour
+		}
+		if n := int64(to.Sub(from) / width); n > maxChartPoints {
+			mult := (n + maxChartPoints - 1) / maxChartPoints
+			step = mult * width.Milliseconds()
+			if res == ResolutionHour {
+				res = Resolution(fmt.Sprintf("%dh", mult))
+			} else {
+				res = Resolution(fmt.Sprintf("%dm", mult))
+			}
+		}
+	}
+	pts, err := s.readPoints(ctx, baseResolution(res), vhost, name, ms(from), ms(to)+1, step)
 	if err != nil {
 		return nil, res, fmt.Errorf("queue series of %q in vhost %q (%s): %w", name, vhost, res, err)
 	}
 	return pts, res, nil
 }
 
+// baseResolution maps a merged resolution ("6h") to the table it is read
+// from.
+func baseResolution(r Resolution) Resolution {
+	switch {
+	case r == ResolutionRaw || r == ResolutionMinute || r == ResolutionHour:
+		return r
+	case strings.HasSuffix(string(r), "h"):
+		return ResolutionHour
+	default:
+		return ResolutionMinute
+	}
+}
+
 // readPoints reads points of one queue with lo <= ts < hi (ms). For rollup
 // resolutions, the buckets past the level's watermark are aggregated from
 // the finer table.
-func (s *Store) readPoints(ctx context.Context, res Resolution, vhost, name string, lo, hi int64) ([]QueuePoint, error) {
+//
+// step, when not 0, merges the points of a rollup resolution into buckets
+// of step ms (weighted by their sample counts) inside SQLite.
+func (s *Store) readPoints(ctx context.Context, res Resolution, vhost, name string, lo, hi, step int64) ([]QueuePoint, error) {
 	var id int64
 	err := s.reader.QueryRowContext(ctx, `SELECT id FROM queues WHERE vhost = ? AND name = ?`, vhost, name).Scan(&id)
 	if err == sql.ErrNoRows {
@@ -229,11 +285,15 @@ func (s *Store) readPoints(ctx context.Context, res Resolution, vhost, name stri
 			string(res)).Scan(&done); err != nil {
 			return nil, err
 		}
-		stored := `SELECT ts, messages, messages_max, ready, unacked, consumers, ingress_rate, egress_rate
+		stored := `SELECT ts, messages, messages_max, ready, unacked, consumers, ingress_rate, egress_rate, samples
 			FROM ` + l.table + ` WHERE queue_id = ? AND ts >= ? AND ts < ?`
-		tail := `SELECT b_ts, b_messages, b_max, b_ready, b_unacked, b_consumers, b_ingress, b_egress FROM (` +
+		tail := `SELECT b_ts, b_messages, b_max, b_ready, b_unacked, b_consumers, b_ingress, b_egress, b_samples FROM (` +
 			l.aggregateSQL("= ?") + `)`
-		query = `SELECT * FROM (` + stored + `) UNION ALL SELECT * FROM (` + tail + `) ORDER BY 1`
+		union := `SELECT * FROM (` + stored + `) UNION ALL SELECT * FROM (` + tail + `)`
+		query = `SELECT ts, messages, messages_max, ready, unacked, consumers, ingress_rate, egress_rate FROM (` + union + `) ORDER BY 1`
+		if step != 0 {
+			query = downsampleSQL(union, step)
+		}
 		args = []any{id, lo, min(hi, done), id, max(lo, done), hi}
 	default:
 		return nil, fmt.Errorf("unknown resolution %q", res)

@@ -151,7 +151,7 @@ func (s *Store) WriteConsumerSamples(ctx context.Context, samples []consumers.Sa
 // QueueHistory returns the raw samples of one queue taken at or after since,
 // oldest first.
 func (s *Store) QueueHistory(ctx context.Context, vhost, name string, since time.Time) ([]QueuePoint, error) {
-	pts, err := s.readPoints(ctx, ResolutionRaw, vhost, name, ms(since), math.MaxInt64)
+	pts, err := s.readPoints(ctx, ResolutionRaw, vhost, name, ms(since), math.MaxInt64, 0)
 	if err != nil {
 		return nil, fmt.Errorf("reading history of queue %q in vhost %q: %w", name, vhost, err)
 	}

@@ -101,6 +101,10 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 
 	mgr, err := consumers.NewManager(cfg.AMQPURL, consumerConfigs(cfg), st, logger, consumers.Options{
 		SampleInterval: cfg.Performance.SampleInterval.D(),
+		// Consumers share pooled connections per vhost; retries and dead
+		// letters are published on a separate connection.
+		MaxConnections:           cfg.Connection.MaxConnections,
+		MaxChannelsPerConnection: cfg.Connection.MaxChannelsPerConnection,
 	})
 	if err != nil {
 		return err
