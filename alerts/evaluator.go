@@ -24,13 +24,16 @@ type Waker interface {
 // EvaluatorOption configures an Evaluator.
 type EvaluatorOption func(*Evaluator)
 
-// WithThresholds sets the queue-depth thresholds whose warning or critical
-// figure is reported as an alert's Threshold. The monitor classifies queues
-// with the same thresholds; the evaluator trusts that classification and
-// only uses these to fill in Threshold (and to classify a sample that
-// arrives without a Status).
+// WithThresholds sets the queue_depth rule's levels (health.*): the default
+// pair as its global default, per-queue pairs as exact-name overrides. Rules
+// given with WithRules are layered over these.
 func WithThresholds(t monitor.Thresholds) EvaluatorOption {
-	return func(e *Evaluator) { e.thresholds = t }
+	return func(e *Evaluator) { e.thresholds = &t }
+}
+
+// WithRules sets the rules configuration (alerts.rules).
+func WithRules(rs RuleSet) EvaluatorOption {
+	return func(e *Evaluator) { e.userRules = rs }
 }
 
 // WithWaker sets who is woken after a transition was stored, normally the
@@ -39,27 +42,35 @@ func WithWaker(w Waker) EvaluatorOption {
 	return func(e *Evaluator) { e.waker = w }
 }
 
-// queueKey identifies a queue across vhosts.
-type queueKey struct {
-	vhost, queue string
+// alertKey identifies one alert target: a rule on a queue (or, for
+// broker-wide rules, on a node or on nothing).
+type alertKey struct {
+	rule, vhost, queue string
 }
 
-// Evaluator is the queue-depth alert state machine. It observes every poll of
-// the monitor, compares each queue's status with the alert in force for it
-// and records each transition (with one outbox notification per webhook)
-// in the store before anything is sent.
+// Evaluator is the alert rule engine. It observes every poll of the
+// monitor, derives each enabled rule's value per target, applies the rule's
+// "for" duration and clear-below hysteresis, and records each transition
+// (with one outbox notification per webhook) in the store before anything
+// is sent.
 type Evaluator struct {
 	st         Store
 	webhooks   []string
 	log        *slog.Logger
-	thresholds monitor.Thresholds
+	thresholds *monitor.Thresholds
+	userRules  RuleSet
+	rules      RuleSet
 	waker      Waker
 
 	// mu serialises snapshots against each other and against Load, so two
 	// polls can never both fire the same alert.
 	mu     sync.Mutex
 	loaded bool
-	active map[queueKey]Alert
+	active map[alertKey]Alert
+	// pending holds when each target's condition was first seen (without
+	// an intervening known value below warning); it lives in memory only,
+	// so a restart starts a rule's "for" afresh.
+	pending map[alertKey]time.Time
 	// queuedAt is when the last poll's notifications entered the outbox.
 	queuedAt time.Time
 }
@@ -74,9 +85,10 @@ func NewEvaluator(st Store, webhooks []WebhookConfig, logger *slog.Logger, opts 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	e := &Evaluator{
-		st:     st,
-		log:    logger.With("component", "alerts"),
-		active: make(map[queueKey]Alert),
+		st:      st,
+		log:     logger.With("component", "alerts"),
+		active:  make(map[alertKey]Alert),
+		pending: make(map[alertKey]time.Time),
 	}
 	for _, w := range webhooks {
 		e.webhooks = append(e.webhooks, w.Name)
@@ -84,12 +96,17 @@ func NewEvaluator(st Store, webhooks []WebhookConfig, logger *slog.Logger, opts 
 	for _, o := range opts {
 		o(e)
 	}
+	base := RuleSet{}
+	if e.thresholds != nil {
+		base = RuleSetFromThresholds(*e.thresholds)
+	}
+	e.rules = base.Layer(e.userRules)
 	return e
 }
 
 // Load reads the alerts still firing from the store, so that after a
-// restart a queue that is still over its threshold does not notify again
-// and one that cleared meanwhile resolves exactly once.
+// restart a condition that still holds does not notify again and one that
+// cleared meanwhile resolves exactly once (when fresh data shows it).
 func (e *Evaluator) Load(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -101,12 +118,12 @@ func (e *Evaluator) loadLocked(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading active alerts: %w", err)
 	}
-	active := make(map[queueKey]Alert, len(alerts))
+	active := make(map[alertKey]Alert, len(alerts))
 	for _, a := range alerts {
-		if a.Rule != RuleQueueDepth || a.State != StateFiring {
+		if a.State != StateFiring || !slices.Contains(RuleKinds, a.Rule) {
 			continue
 		}
-		active[queueKey{a.Vhost, a.Queue}] = a
+		active[alertKey{a.Rule, a.Vhost, a.Queue}] = a
 	}
 	e.active = active
 	e.loaded = true
@@ -123,17 +140,20 @@ func (e *Evaluator) ActiveAlerts(ctx context.Context) ([]Alert, error) {
 	return alerts, nil
 }
 
-// ObserveSnapshot evaluates one poll. A failed poll changes nothing; a queue
-// whose depth is unknown keeps whatever alert it has; a queue missing from a
-// successful poll was deleted, so its alert resolves. A transition the store
-// could not record is logged and left for the next poll to retry, so memory
-// never runs ahead of the store.
+// observation is one rule's figure for one target in one poll.
+type observation struct {
+	key   alertKey
+	value float64
+	known bool
+}
+
+// ObserveSnapshot evaluates one poll. A failed poll is only evidence for
+// monitoring_blind; every other alert stays as it is. A value the broker did
+// not report is unknown and neither fires nor resolves. A queue (or node)
+// missing from a successful poll was deleted, so its alerts resolve. A
+// transition the store could not record is logged and left for the next
+// poll to retry, so memory never runs ahead of the store.
 func (e *Evaluator) ObserveSnapshot(ctx context.Context, s monitor.Snapshot) {
-	if s.Err != nil {
-		// Nothing is known about any queue; firing or resolving now would
-		// be a guess.
-		return
-	}
 	at := s.At
 	if at.IsZero() {
 		at = time.Now()
@@ -161,77 +181,193 @@ func (e *Evaluator) ObserveSnapshot(ctx context.Context, s monitor.Snapshot) {
 	}
 	e.queuedAt = queuedAt
 
-	seen := make(map[queueKey]bool, len(s.Queues))
-	for _, q := range s.Queues {
-		key := queueKey{q.Vhost, q.Name}
-		seen[key] = true
-		e.evaluateQueue(ctx, key, q, at, queuedAt)
+	blind := 0.0
+	if s.Err != nil {
+		blind = 1
+	}
+	e.evaluate(ctx, observation{key: alertKey{rule: RuleMonitoringBlind}, value: blind, known: true}, at, queuedAt)
+	if s.Err != nil {
+		return
 	}
 
-	var gone []queueKey
-	for key := range e.active {
-		if !seen[key] {
-			gone = append(gone, key)
+	seen := make(map[alertKey]bool)
+	for _, q := range s.Queues {
+		for _, o := range queueObservations(q) {
+			seen[o.key] = true
+			e.evaluate(ctx, o, at, queuedAt)
 		}
 	}
-	slices.SortFunc(gone, func(a, b queueKey) int {
-		return cmp.Or(cmp.Compare(a.vhost, b.vhost), cmp.Compare(a.queue, b.queue))
+	if s.Nodes != nil {
+		for _, n := range s.Nodes {
+			o := observation{key: alertKey{rule: RuleBrokerAlarm, queue: n.Name}}
+			if n.MemAlarm != nil || n.DiskFreeAlarm != nil {
+				o.known = true
+				if (n.MemAlarm != nil && *n.MemAlarm) || (n.DiskFreeAlarm != nil && *n.DiskFreeAlarm) {
+					o.value = 1
+				}
+			}
+			seen[o.key] = true
+			e.evaluate(ctx, o, at, queuedAt)
+		}
+	}
+
+	var gone []alertKey
+	for key := range e.active {
+		if seen[key] || key.rule == RuleMonitoringBlind || (key.rule == RuleBrokerAlarm && s.Nodes == nil) {
+			continue
+		}
+		gone = append(gone, key)
+	}
+	for key := range e.pending {
+		if !seen[key] && key.rule != RuleMonitoringBlind {
+			delete(e.pending, key)
+		}
+	}
+	slices.SortFunc(gone, func(a, b alertKey) int {
+		return cmp.Or(cmp.Compare(a.rule, b.rule), cmp.Compare(a.vhost, b.vhost), cmp.Compare(a.queue, b.queue))
 	})
 	for _, key := range gone {
 		a := e.active[key]
-		e.log.Info("queue no longer reported; resolving its alert", "vhost", key.vhost, "queue", key.queue, "alert_id", a.ID)
+		e.log.Info("target no longer reported; resolving its alert", "rule", key.rule, "vhost", key.vhost, "queue", key.queue, "alert_id", a.ID)
 		e.resolve(ctx, key, a, a.Value, at, queuedAt)
 	}
 }
 
-func (e *Evaluator) evaluateQueue(ctx context.Context, key queueKey, q monitor.QueueSample, at, queuedAt time.Time) {
-	status := q.Status
-	if status == "" {
-		status = e.thresholds.Classify(q.Name, q.Messages)
+// queueObservations derives every queue-scoped rule's figure from q.
+func queueObservations(q monitor.QueueSample) []observation {
+	key := func(rule string) alertKey { return alertKey{rule, q.Vhost, q.Name} }
+	out := make([]observation, 0, 5)
+
+	depth := observation{key: key(RuleQueueDepth)}
+	if q.Messages != nil {
+		depth.value, depth.known = float64(*q.Messages), true
 	}
+	out = append(out, depth)
+
+	noConsumer := observation{key: key(RuleNoConsumer)}
+	switch {
+	case q.Consumers != nil && *q.Consumers > 0:
+		noConsumer.known = true
+	case q.Consumers != nil && q.Messages != nil:
+		noConsumer.value, noConsumer.known = float64(*q.Messages), true
+	}
+	out = append(out, noConsumer)
+
+	growing := observation{key: key(RuleQueueGrowing)}
+	ready := q.Ready
+	if ready == nil {
+		ready = q.Messages
+	}
+	switch {
+	case q.Growing == nil:
+	case !*q.Growing:
+		growing.known = true
+	case ready != nil:
+		growing.value, growing.known = float64(*ready), true
+	}
+	out = append(out, growing)
+
+	drain := observation{key: key(RuleTimeToDrain)}
+	if q.TimeToDrainSeconds != nil {
+		drain.value, drain.known = *q.TimeToDrainSeconds, true
+	}
+	out = append(out, drain)
+
+	dlq := observation{key: key(RuleDeadLetterNotEmpty)}
+	switch {
+	case !q.IsDeadLetter:
+		dlq.known = true
+	case q.Messages != nil:
+		dlq.value, dlq.known = float64(*q.Messages), true
+	}
+	out = append(out, dlq)
+	return out
+}
+
+// evaluate applies one observation to its rule's state machine.
+func (e *Evaluator) evaluate(ctx context.Context, o observation, at, queuedAt time.Time) {
+	key := o.key
+	eff := e.rules.Resolve(key.rule, key.vhost, key.queue)
 	cur, firing := e.active[key]
-	switch status {
-	case monitor.StatusOK:
-		if firing && q.Messages != nil {
-			e.resolve(ctx, key, cur, float64(*q.Messages), at, queuedAt)
+	if !eff.Enabled {
+		delete(e.pending, key)
+		if firing {
+			// The rule was switched off: nothing watches the condition any
+			// more, so the alert must not stay open forever.
+			e.resolve(ctx, key, cur, cur.Value, at, queuedAt)
 		}
-	case monitor.StatusWarning, monitor.StatusCritical:
-		if q.Messages == nil {
-			return // a level without a figure cannot be reported honestly
+		return
+	}
+	if !o.known {
+		return // unknown: no evidence either way
+	}
+	v := o.value
+	level := ""
+	switch {
+	case eff.HasCrit && v >= eff.Critical:
+		level = SeverityCritical
+	case v >= eff.Warning:
+		level = SeverityWarning
+	}
+	if !firing {
+		if level == "" {
+			delete(e.pending, key)
+			return
 		}
-		severity := SeverityWarning
-		if status == monitor.StatusCritical {
-			severity = SeverityCritical
+		since, ok := e.pending[key]
+		if !ok {
+			since = at
+			e.pending[key] = at
 		}
-		value := float64(*q.Messages)
-		switch {
-		case !firing:
-			a := Alert{
-				ID:        newAlertID(key, at),
-				Rule:      RuleQueueDepth,
-				Severity:  severity,
-				State:     StateFiring,
-				Vhost:     key.vhost,
-				Queue:     key.queue,
-				Value:     value,
-				Threshold: e.threshold(key.queue, severity),
-				StartedAt: at,
-			}
-			e.transition(ctx, key, a, StateFiring, queuedAt)
-		case cur.Severity != severity:
-			a := cur
-			a.Severity = severity
-			a.Value = value
-			a.Threshold = e.threshold(key.queue, severity)
-			e.transition(ctx, key, a, StateFiring, queuedAt)
+		if at.Sub(since) < eff.For {
+			return
 		}
-	default:
-		// unknown (the broker sent no depth) or anything new: no evidence
-		// either way, so the alert stays as it is.
+		delete(e.pending, key)
+		a := Alert{
+			ID:        newAlertID(key, at),
+			Rule:      key.rule,
+			Severity:  level,
+			State:     StateFiring,
+			Vhost:     key.vhost,
+			Queue:     key.queue,
+			Value:     v,
+			Threshold: eff.threshold(level),
+			StartedAt: at,
+		}
+		e.transition(ctx, key, a, StateFiring, queuedAt)
+		return
+	}
+	if v < eff.ClearBelow {
+		e.resolve(ctx, key, cur, v, at, queuedAt)
+		return
+	}
+	severity := cur.Severity
+	switch {
+	case level == SeverityCritical:
+		severity = SeverityCritical
+	case !eff.HasCrit:
+		severity = SeverityWarning
+	case v < eff.Critical-(eff.Warning-eff.ClearBelow):
+		// Below critical by at least the rule's hysteresis gap.
+		severity = SeverityWarning
+	}
+	if severity != cur.Severity {
+		a := cur
+		a.Severity = severity
+		a.Value = v
+		a.Threshold = eff.threshold(severity)
+		e.transition(ctx, key, a, StateFiring, queuedAt)
 	}
 }
 
-func (e *Evaluator) resolve(ctx context.Context, key queueKey, cur Alert, value float64, at, queuedAt time.Time) {
+func (eff Effective) threshold(severity string) float64 {
+	if severity == SeverityCritical && eff.HasCrit {
+		return eff.Critical
+	}
+	return eff.Warning
+}
+
+func (e *Evaluator) resolve(ctx context.Context, key alertKey, cur Alert, value float64, at, queuedAt time.Time) {
 	a := cur
 	a.State = StateResolved
 	a.Value = value
@@ -240,17 +376,9 @@ func (e *Evaluator) resolve(ctx context.Context, key queueKey, cur Alert, value 
 	e.transition(ctx, key, a, StateResolved, queuedAt)
 }
 
-func (e *Evaluator) threshold(queue, severity string) float64 {
-	l := e.thresholds.For(queue)
-	if severity == SeverityCritical {
-		return float64(l.Critical)
-	}
-	return float64(l.Warning)
-}
-
 // transition stores the alert's new state together with its outbox rows,
 // and only then updates memory and wakes the dispatcher.
-func (e *Evaluator) transition(ctx context.Context, key queueKey, a Alert, status string, queuedAt time.Time) {
+func (e *Evaluator) transition(ctx context.Context, key alertKey, a Alert, status string, queuedAt time.Time) {
 	nonce := randomHex(8)
 	outbox := make([]Notification, 0, len(e.webhooks))
 	for _, name := range e.webhooks {
@@ -264,7 +392,7 @@ func (e *Evaluator) transition(ctx context.Context, key queueKey, a Alert, statu
 	}
 	if err := e.st.RecordTransition(ctx, a, outbox); err != nil {
 		e.log.Error("recording alert transition; will retry on the next poll",
-			"alert_id", a.ID, "vhost", a.Vhost, "queue", a.Queue, "status", status, "severity", a.Severity, "err", err)
+			"alert_id", a.ID, "rule", a.Rule, "vhost", a.Vhost, "queue", a.Queue, "status", status, "severity", a.Severity, "err", err)
 		return
 	}
 	if a.State == StateFiring {
@@ -273,7 +401,7 @@ func (e *Evaluator) transition(ctx context.Context, key queueKey, a Alert, statu
 		delete(e.active, key)
 	}
 	e.log.Info("alert "+status,
-		"alert_id", a.ID, "vhost", a.Vhost, "queue", a.Queue, "severity", a.Severity,
+		"alert_id", a.ID, "rule", a.Rule, "vhost", a.Vhost, "queue", a.Queue, "severity", a.Severity,
 		"value", a.Value, "threshold", a.Threshold, "notifications", len(outbox))
 	if e.waker != nil && len(outbox) > 0 {
 		e.waker.Wake()
@@ -283,9 +411,9 @@ func (e *Evaluator) transition(ctx context.Context, key queueKey, a Alert, statu
 // newAlertID names one alert instance. It hashes what identifies the
 // instance plus a random salt: two instances on the same queue never share
 // an id even if polls carried the same timestamp.
-func newAlertID(key queueKey, at time.Time) string {
+func newAlertID(key alertKey, at time.Time) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%d\x00%s", RuleQueueDepth, key.vhost, key.queue, at.UnixNano(), randomHex(8))
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%d\x00%s", key.rule, key.vhost, key.queue, at.UnixNano(), randomHex(8))
 	return hex.EncodeToString(h.Sum(nil))[:24]
 }
 

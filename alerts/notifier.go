@@ -6,7 +6,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -48,12 +47,24 @@ func NewNotifier(cfg WebhookConfig, client *http.Client) (Notifier, error) {
 		}
 		return nil, errors.Join(errs...)
 	}
+	var enc encoder
 	switch cfg.Format {
 	case FormatGeneric, "":
-		return newGenericNotifier(cfg, client), nil
+		enc = encodeGeneric
+	case FormatAlertmanager:
+		enc = encodeAlertmanager(cfg)
+	case FormatSlack:
+		enc = encodeSlack
+	case FormatTemplate:
+		tmpl, err := ParseTemplate(cfg.Name, cfg.Template)
+		if err != nil {
+			return nil, fmt.Errorf("webhook %q: template: %w", cfg.Name, err)
+		}
+		enc = encodeTemplate(cfg, tmpl)
 	default:
 		return nil, fmt.Errorf("webhook %q: format %q is not supported", cfg.Name, cfg.Format)
 	}
+	return newGenericNotifier(cfg, client, enc), nil
 }
 
 // Signature returns the X-Warren-Signature value of body: "sha256=" and the
@@ -71,15 +82,17 @@ type GenericPayload struct {
 	Alert   Alert  `json:"alert"`
 }
 
-// genericNotifier posts GenericPayload bodies.
+// genericNotifier posts the bodies its encoder makes (every format shares
+// the transport, signing, timeout and retry classification).
 type genericNotifier struct {
 	cfg    WebhookConfig
+	encode encoder
 	client *http.Client
 	// target is the URL as it may appear in errors and logs.
 	target string
 }
 
-func newGenericNotifier(cfg WebhookConfig, client *http.Client) *genericNotifier {
+func newGenericNotifier(cfg WebhookConfig, client *http.Client, enc encoder) *genericNotifier {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultWebhookTimeout
 	}
@@ -90,12 +103,12 @@ func newGenericNotifier(cfg WebhookConfig, client *http.Client) *genericNotifier
 	// A redirect would re-send a signed body somewhere the operator did not
 	// configure; the 3xx is reported instead.
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &genericNotifier{cfg: cfg, client: &c, target: RedactURL(cfg.URL)}
+	return &genericNotifier{cfg: cfg, encode: enc, client: &c, target: RedactURL(cfg.URL)}
 }
 
 // Notify posts n once, bounded by the webhook's timeout.
 func (g *genericNotifier) Notify(ctx context.Context, n Notification) (bool, error) {
-	body, err := json.Marshal(GenericPayload{Version: "1", Status: n.Status, Alert: n.Alert})
+	body, contentType, err := g.encode(n)
 	if err != nil {
 		return false, fmt.Errorf("encoding notification %s for webhook %q: %w", n.DeliveryID, g.cfg.Name, err)
 	}
@@ -108,8 +121,15 @@ func (g *genericNotifier) Notify(ctx context.Context, n Notification) (bool, err
 		// The URL was validated, so this is unexpected; url errors would echo it.
 		return false, g.errorf(n, "building request: %s", g.scrub(err.Error()))
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", userAgent)
+	for k, v := range g.cfg.Headers {
+		req.Header.Set(k, v)
+	}
+	// Set after the custom headers: the delivery id and signature are
+	// warren's promise to the receiver and cannot be configured away.
+	req.Header.Set("Content-Type", contentType)
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", userAgent)
+	}
 	req.Header.Set(HeaderDelivery, n.DeliveryID)
 	if g.cfg.Secret != "" {
 		req.Header.Set(HeaderSignature, Signature(g.cfg.Secret, body))
@@ -186,6 +206,12 @@ func (g *genericNotifier) scrub(s string) string {
 		}
 		if u.RawQuery != "" {
 			secrets = append(secrets, u.RawQuery)
+		}
+	}
+	// Configured header values are often credentials (Authorization).
+	for _, v := range g.cfg.Headers {
+		if len(v) >= 4 {
+			secrets = append(secrets, v)
 		}
 	}
 	for _, sec := range secrets {

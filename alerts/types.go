@@ -49,8 +49,17 @@ type WebhookConfig struct {
 	Name    string
 	URL     string
 	Secret  string
-	Format  string // generic (alertmanager, slack later)
+	Format  string // generic | alertmanager | slack | template
 	Timeout time.Duration
+	// Headers are sent with every request (all formats); X-Warren-Delivery,
+	// X-Warren-Signature and Content-Type stay warren's own, except that
+	// the template format takes its Content-Type from here.
+	Headers map[string]string
+	// Template is the Go text/template body of the template format.
+	Template string
+	// ExternalURL is the alertmanager format's externalURL/generatorURL
+	// (e.g. warren's dashboard address); may be empty.
+	ExternalURL string
 }
 
 // Store is what the evaluator and dispatcher need from persistence.

@@ -3,7 +3,9 @@ package alerts
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
+	"strings"
 )
 
 // ValidateWebhooks checks the alerts.webhooks configuration: every webhook
@@ -48,9 +50,27 @@ func webhookFieldErrors(w WebhookConfig) []error {
 		errs = append(errs, errors.New("url: has no host"))
 	}
 	switch w.Format {
-	case "", FormatGeneric:
+	case "", FormatGeneric, FormatAlertmanager, FormatSlack:
+		if w.Template != "" {
+			errs = append(errs, fmt.Errorf("template: only used with format %q", FormatTemplate))
+		}
+	case FormatTemplate:
+		if strings.TrimSpace(w.Template) == "" {
+			errs = append(errs, errors.New("template: is required with format template"))
+		} else if _, err := ParseTemplate(w.Name, w.Template); err != nil {
+			errs = append(errs, fmt.Errorf("template: %v", err))
+		}
 	default:
-		errs = append(errs, fmt.Errorf("format: %q is not supported (supported: %s)", w.Format, FormatGeneric))
+		errs = append(errs, fmt.Errorf("format: %q is not supported (supported: %s)", w.Format, strings.Join(Formats, ", ")))
+	}
+	for k := range w.Headers {
+		if k == "" || strings.ContainsAny(k, " \t:\r\n") {
+			errs = append(errs, fmt.Errorf("headers: %q is not a valid header name", k))
+		}
+		switch http.CanonicalHeaderKey(k) {
+		case HeaderDelivery, HeaderSignature, "Content-Length", "Host":
+			errs = append(errs, fmt.Errorf("headers: %q is set by warren and cannot be configured", k))
+		}
 	}
 	if w.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout: must not be negative, got %s", w.Timeout))

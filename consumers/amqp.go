@@ -13,10 +13,8 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-const (
-	dialTimeout = 15 * time.Second
-	heartbeat   = 10 * time.Second
-)
+// dialTimeout bounds one connection attempt.
+const dialTimeout = 15 * time.Second
 
 // parseAMQPURL parses the server URL. Errors never contain the URL itself,
 // since it may carry a password.
@@ -49,7 +47,7 @@ func maskedURL(uri amqp.URI) string {
 // dialConfig is the amqp091 configuration for one consumer's connection. The
 // consumer's vhost goes into Config.Vhost, which DialConfig prefers over the
 // URL's path, so no vhost is ever spliced into a URL string by hand.
-func dialConfig(vhost, consumerName string) amqp.Config {
+func dialConfig(vhost, consumerName string, heartbeat time.Duration) amqp.Config {
 	return amqp.Config{
 		Vhost:     vhost,
 		Heartbeat: heartbeat,

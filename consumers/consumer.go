@@ -559,7 +559,7 @@ func (c *consumer) connect(sess *session) (*session, *subscription, error) {
 			}
 			sess = &session{conn: pc.conn, closed: pc.conn.NotifyClose(make(chan *amqp.Error, 1)), lease: pc, pool: c.pool}
 		} else {
-			conn, err := amqp.DialConfig(c.amqpURL, dialConfig(c.cfg.Vhost, c.cfg.Name))
+			conn, err := amqp.DialConfig(c.amqpURL, dialConfig(c.cfg.Vhost, c.cfg.Name, c.opts.Heartbeat))
 			if err != nil {
 				return nil, nil, fmt.Errorf("connecting to vhost %q: %w", c.cfg.Vhost, err)
 			}

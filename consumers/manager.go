@@ -32,6 +32,8 @@ const (
 	DefaultBreakerFailureThreshold = 5
 	DefaultBreakerCoolDown         = 30 * time.Second
 	DefaultBreakerHalfOpenMax      = 3
+	// DefaultHeartbeat is Options.Heartbeat when zero.
+	DefaultHeartbeat = 10 * time.Second
 	// DefaultMaxChannelsPerConnection is Options.MaxChannelsPerConnection
 	// when zero.
 	DefaultMaxChannelsPerConnection = 10
@@ -76,6 +78,13 @@ type Options struct {
 	// uses a separate connection.
 	MaxConnections           int
 	MaxChannelsPerConnection int
+	// TrackMemory samples the process's memory and goroutines with every
+	// sample (Manager.Runtime) and logs them at debug level.
+	TrackMemory bool
+	// Heartbeat is the AMQP heartbeat asked for on every connection; a
+	// connection that misses heartbeats is closed by the client library and
+	// recovers like any closed connection. Default 10s.
+	Heartbeat time.Duration
 }
 
 // Interceptor wraps the handler of one consumer.
@@ -96,6 +105,8 @@ type Manager struct {
 	publishers map[string]*publisher
 	// pools share consuming connections per vhost (Options.MaxConnections).
 	pools map[string]*connPool
+	// runtime is the latest RuntimeStats (Options.TrackMemory).
+	runtime atomic.Pointer[RuntimeStats]
 }
 
 // NewManager validates cfgs and builds one consumer per entry; nothing
@@ -204,7 +215,7 @@ func (m *Manager) newConsumer(cfg Config, h HandlerFunc, amqpURL string, opts Op
 	if cfg.Retry != nil {
 		pub = m.publishers[cfg.Vhost]
 		if pub == nil {
-			pub = newPublisher(amqpURL, cfg.Vhost, m.logger.With("vhost", cfg.Vhost, "role", "publisher"))
+			pub = newPublisher(amqpURL, cfg.Vhost, opts.Heartbeat, m.logger.With("vhost", cfg.Vhost, "role", "publisher"))
 			m.publishers[cfg.Vhost] = pub
 		}
 	}
@@ -212,7 +223,7 @@ func (m *Manager) newConsumer(cfg Config, h HandlerFunc, amqpURL string, opts Op
 	if opts.MaxConnections > 0 {
 		c.pool = m.pools[cfg.Vhost]
 		if c.pool == nil {
-			c.pool = newConnPool(amqpURL, cfg.Vhost, opts.MaxConnections, opts.MaxChannelsPerConnection,
+			c.pool = newConnPool(amqpURL, cfg.Vhost, opts.MaxConnections, opts.MaxChannelsPerConnection, opts.Heartbeat,
 				m.logger.With("vhost", cfg.Vhost, "role", "pool"))
 			m.pools[cfg.Vhost] = c.pool
 		}
@@ -232,6 +243,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.ReconnectMaxBackoff <= 0 {
 		o.ReconnectMaxBackoff = DefaultReconnectMaxBackoff
+	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = DefaultHeartbeat
 	}
 	if o.MaxChannelsPerConnection <= 0 {
 		o.MaxChannelsPerConnection = DefaultMaxChannelsPerConnection
@@ -428,6 +442,12 @@ func (m *Manager) tick(ctx context.Context) {
 // writeSamples closes the current interval of every consumer and hands the
 // samples to the writer.
 func (m *Manager) writeSamples(ctx context.Context, now time.Time) {
+	if m.opts.TrackMemory {
+		rs := sampleRuntime(now)
+		m.runtime.Store(&rs)
+		m.logger.Debug("runtime sample", "heap_alloc_bytes", rs.HeapAllocBytes, "sys_bytes", rs.SysBytes,
+			"goroutines", rs.Goroutines, "num_gc", rs.NumGC)
+	}
 	samples := m.sampleAll(now)
 	var slow []SlowMessage
 	for _, c := range m.consumers {

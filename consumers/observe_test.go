@@ -141,3 +141,21 @@ func TestPerTypeAggregatesSlowSamplesAndEndToEndLatency(t *testing.T) {
 		t.Error("no sample carries end-to-end latency")
 	}
 }
+
+func TestRuntimeSampledWhenTracking(t *testing.T) {
+	b := newBroker(t)
+	q := queueName(t)
+	b.declare(q, nil)
+	r := startManager(t, []Config{testConfig("mem", q)}, nil, Options{
+		Handlers:    map[string]HandlerFactory{"test": newRecorder().factory()},
+		TrackMemory: true,
+	})
+	if _, ok := r.Runtime(); ok {
+		t.Fatal("runtime sample before the first interval")
+	}
+	r.stop(t) // the final sample reads the runtime too
+	rs, ok := r.Runtime()
+	if !ok || rs.Goroutines < 1 || rs.HeapAllocBytes == 0 || rs.At.IsZero() {
+		t.Errorf("runtime sample %+v, %v", rs, ok)
+	}
+}

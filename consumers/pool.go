@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -16,11 +17,12 @@ import (
 // released. Publishing never uses these connections (see publisher), so a
 // blocked publisher cannot stall acks.
 type connPool struct {
-	amqpURL  string
-	vhost    string
-	maxConns int
-	maxChans int
-	logger   *slog.Logger
+	amqpURL   string
+	vhost     string
+	maxConns  int
+	maxChans  int
+	heartbeat time.Duration
+	logger    *slog.Logger
 
 	mu    sync.Mutex
 	conns []*pooledConn
@@ -37,8 +39,8 @@ type pooledConn struct {
 // consumers and max_connections are open.
 var errPoolExhausted = errors.New("connection pool exhausted")
 
-func newConnPool(amqpURL, vhost string, maxConns, maxChans int, logger *slog.Logger) *connPool {
-	return &connPool{amqpURL: amqpURL, vhost: vhost, maxConns: maxConns, maxChans: maxChans, logger: logger}
+func newConnPool(amqpURL, vhost string, maxConns, maxChans int, heartbeat time.Duration, logger *slog.Logger) *connPool {
+	return &connPool{amqpURL: amqpURL, vhost: vhost, maxConns: maxConns, maxChans: maxChans, heartbeat: heartbeat, logger: logger}
 }
 
 // acquire leases a slot on the least-loaded live connection with room, or
@@ -65,7 +67,7 @@ func (p *connPool) acquire() (*pooledConn, error) {
 	if len(p.conns) < p.maxConns && (best == nil || best.leases > 0) {
 		p.seq++
 		name := fmt.Sprintf("warren-pool-%d", p.seq)
-		conn, err := amqp.DialConfig(p.amqpURL, dialConfig(p.vhost, name[len("warren-"):]))
+		conn, err := amqp.DialConfig(p.amqpURL, dialConfig(p.vhost, name[len("warren-"):], p.heartbeat))
 		if err != nil {
 			if best == nil {
 				return nil, fmt.Errorf("connecting to vhost %q: %w", p.vhost, err)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -37,9 +38,10 @@ type queueSpec struct {
 // succeeds only if the broker routed it to a queue and took responsibility
 // for it. Safe for concurrent use; amqp091 serialises frames on a channel.
 type publisher struct {
-	amqpURL string
-	vhost   string
-	logger  *slog.Logger
+	amqpURL   string
+	vhost     string
+	heartbeat time.Duration
+	logger    *slog.Logger
 
 	mu       sync.Mutex // guards conn, ch, returns, declared
 	conn     *amqp.Connection
@@ -53,12 +55,13 @@ type publisher struct {
 	returned map[uint64]struct{}
 }
 
-func newPublisher(amqpURL, vhost string, logger *slog.Logger) *publisher {
+func newPublisher(amqpURL, vhost string, heartbeat time.Duration, logger *slog.Logger) *publisher {
 	return &publisher{
-		amqpURL:  amqpURL,
-		vhost:    vhost,
-		logger:   logger,
-		returned: make(map[uint64]struct{}),
+		heartbeat: heartbeat,
+		amqpURL:   amqpURL,
+		vhost:     vhost,
+		logger:    logger,
+		returned:  make(map[uint64]struct{}),
 	}
 }
 
@@ -71,7 +74,7 @@ func (p *publisher) prepare(spec queueSpec) (*amqp.Channel, chan amqp.Return, er
 		return nil, nil, errors.New("publisher closed")
 	}
 	if p.conn == nil || p.conn.IsClosed() {
-		conn, err := amqp.DialConfig(p.amqpURL, dialConfig(p.vhost, "publisher"))
+		conn, err := amqp.DialConfig(p.amqpURL, dialConfig(p.vhost, "publisher", p.heartbeat))
 		if err != nil {
 			return nil, nil, fmt.Errorf("connecting publisher to vhost %q: %w", p.vhost, err)
 		}

@@ -59,11 +59,14 @@ func (c *consumer) runWatchdog(ctx context.Context) {
 			limit := now.Add(-w.timeout).UnixNano()
 			for i := range w.slots {
 				sl := &w.slots[i]
-				if st := sl.started.Load(); st == 0 || st > limit {
+				st := sl.started.Load()
+				if st == 0 || st > limit {
 					continue
 				}
 				sl.mu.Lock()
-				if sl.started.Load() != 0 && sl.settled.CompareAndSwap(false, true) {
+				// Same start time: still the message that overran, not a
+				// newer one that took the slot meanwhile.
+				if sl.started.Load() == st && sl.settled.CompareAndSwap(false, true) {
 					sl.out = c.settle(sl.sub, &sl.msg, fmt.Errorf("handler deadline %s exceeded", w.timeout))
 				}
 				sl.mu.Unlock()
@@ -91,8 +94,12 @@ func (c *consumer) handleWatched(s *subscription, d *amqp.Delivery) outcome {
 		c.logger.Warn("handler returned after its deadline; its message had already been failed",
 			"timeout", w.timeout, "message_id", d.MessageId, "err", err)
 	}
+	// Under mu, so a scan cannot check this message and then fail the next
+	// one that takes the slot.
+	sl.mu.Lock()
 	sl.started.Store(0)
 	sl.sub, sl.msg = nil, amqp.Delivery{}
+	sl.mu.Unlock()
 	w.free <- i
 	return o
 }

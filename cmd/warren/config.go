@@ -13,6 +13,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.yaml.in/yaml/v3"
 
+	"warren/alerts"
 	"warren/store"
 )
 
@@ -140,6 +141,61 @@ type consumerConfig struct {
 
 type alertsConfig struct {
 	Webhooks []webhookConfig `yaml:"webhooks"`
+	Rules    rulesConfig     `yaml:"rules"`
+}
+
+// rulesConfig is alerts.rules: per-kind global defaults and per-queue
+// overrides (exact name, glob, vhost).
+type rulesConfig struct {
+	Defaults  map[string]ruleParams `yaml:"defaults"`
+	Overrides []ruleOverride        `yaml:"overrides"`
+}
+
+type ruleParams struct {
+	Enabled    *bool     `yaml:"enabled"`
+	Warning    *float64  `yaml:"warning"`
+	Critical   *float64  `yaml:"critical"`
+	ClearBelow *float64  `yaml:"clear_below"`
+	For        *duration `yaml:"for"`
+}
+
+type ruleOverride struct {
+	Rule       string    `yaml:"rule"`
+	Queue      string    `yaml:"queue"`
+	Vhost      string    `yaml:"vhost"`
+	Enabled    *bool     `yaml:"enabled"`
+	Warning    *float64  `yaml:"warning"`
+	Critical   *float64  `yaml:"critical"`
+	ClearBelow *float64  `yaml:"clear_below"`
+	For        *duration `yaml:"for"`
+}
+
+// hook converts one alerts.webhooks entry for the alerts package.
+func (w webhookConfig) hook() alerts.WebhookConfig {
+	return alerts.WebhookConfig{Name: w.Name, URL: w.URL, Secret: w.Secret, Format: w.Format, Timeout: w.Timeout.D(),
+		Headers: w.Headers, Template: w.Template, ExternalURL: w.ExternalURL}
+}
+
+func (p ruleParams) params() alerts.RuleParams {
+	out := alerts.RuleParams{Enabled: p.Enabled, Warning: p.Warning, Critical: p.Critical, ClearBelow: p.ClearBelow}
+	if p.For != nil {
+		d := p.For.D()
+		out.For = &d
+	}
+	return out
+}
+
+// ruleSet converts alerts.rules for the alerts package.
+func (r rulesConfig) ruleSet() alerts.RuleSet {
+	rs := alerts.RuleSet{Defaults: map[string]alerts.RuleParams{}}
+	for kind, p := range r.Defaults {
+		rs.Defaults[kind] = p.params()
+	}
+	for _, o := range r.Overrides {
+		rs.Overrides = append(rs.Overrides, alerts.RuleOverride{Rule: o.Rule, Queue: o.Queue, Vhost: o.Vhost,
+			Params: ruleParams{Enabled: o.Enabled, Warning: o.Warning, Critical: o.Critical, ClearBelow: o.ClearBelow, For: o.For}.params()})
+	}
+	return rs
 }
 
 type webhookConfig struct {
@@ -148,6 +204,11 @@ type webhookConfig struct {
 	Secret  string   `yaml:"secret"`
 	Format  string   `yaml:"format"`
 	Timeout duration `yaml:"timeout"`
+	// Headers, Template (format template) and ExternalURL (format
+	// alertmanager): see alerts.WebhookConfig.
+	Headers     map[string]string `yaml:"headers"`
+	Template    string            `yaml:"template"`
+	ExternalURL string            `yaml:"external_url"`
 }
 
 type logConfig struct {
@@ -322,7 +383,7 @@ var (
 	nameRE        = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 	errNoAuth     = errors.New("refusing to listen on a non-loopback address: no authentication is configured (warren has no auth yet, so listen on 127.0.0.1 or ::1 and put a proxy with auth in front)")
 	handlerTypes  = map[string]bool{"sleep": true, "log": true, "http": true}
-	webhookFormat = map[string]bool{"generic": true}
+	webhookFormat = map[string]bool{"generic": true, "alertmanager": true, "slack": true, "template": true}
 )
 
 func (c *config) validate() error {
@@ -405,11 +466,24 @@ func (c *config) validate() error {
 		if w.Format == "" {
 			c.Alerts.Webhooks[i].Format = "generic"
 		} else if !webhookFormat[w.Format] {
-			return validationError(key+".format", "unknown format %q (supported: generic)", w.Format)
+			return validationError(key+".format", "unknown format %q (supported: generic, alertmanager, slack, template)", w.Format)
 		}
 		if w.Timeout.D() < 0 {
 			return validationError(key+".timeout", "must not be negative")
 		}
+		if w.ExternalURL != "" {
+			if err := validateHTTPURL(w.ExternalURL); err != nil {
+				return validationError(key+".external_url", "%v", err)
+			}
+		}
+		// Template parse errors, header names and format/template
+		// combinations, each naming the key.
+		if err := alerts.ValidateWebhooks([]alerts.WebhookConfig{c.Alerts.Webhooks[i].hook()}); err != nil {
+			return fmt.Errorf("key %s", strings.Replace(err.Error(), "alerts.webhooks[0]", key, 1))
+		}
+	}
+	if err := c.Alerts.Rules.ruleSet().Validate("alerts.rules"); err != nil {
+		return fmt.Errorf("key %w", err)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -68,14 +68,15 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 
 	hooks := make([]alerts.WebhookConfig, len(cfg.Alerts.Webhooks))
 	for i, w := range cfg.Alerts.Webhooks {
-		hooks[i] = alerts.WebhookConfig{Name: w.Name, URL: w.URL, Secret: w.Secret, Format: w.Format, Timeout: w.Timeout.D()}
+		hooks[i] = w.hook()
 	}
 	dispatcher, err := alerts.NewDispatcher(st, hooks, logger)
 	if err != nil {
 		return err
 	}
 	limits := thresholds(cfg.Health)
-	evaluator := alerts.NewEvaluator(st, hooks, logger, alerts.WithWaker(dispatcher), alerts.WithThresholds(limits))
+	evaluator := alerts.NewEvaluator(st, hooks, logger, alerts.WithWaker(dispatcher), alerts.WithThresholds(limits),
+		alerts.WithRules(cfg.Alerts.Rules.ruleSet()))
 	if err := evaluator.Load(ctx); err != nil {
 		return fmt.Errorf("loading alert state: %w", err)
 	}
@@ -105,6 +106,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		// letters are published on a separate connection.
 		MaxConnections:           cfg.Connection.MaxConnections,
 		MaxChannelsPerConnection: cfg.Connection.MaxChannelsPerConnection,
+		TrackMemory:              cfg.Performance.TrackMemoryUsage,
 	})
 	if err != nil {
 		return err
