@@ -2,6 +2,7 @@ package alerts
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -245,12 +246,22 @@ func (d *Dispatcher) work(ctx context.Context, q *webhookQueue) error {
 // queue (delivered or abandoned); otherwise wait says when to try again.
 func (d *Dispatcher) attempt(ctx context.Context, q *webhookQueue, n Notification) (wait time.Duration, done bool) {
 	log := q.log.With("delivery_id", n.DeliveryID, "alert_id", n.Alert.ID, "status", n.Status)
+	began := time.Now()
 	retry, err := q.notifier.Notify(ctx, n)
+	latency := time.Since(began)
 	if ctx.Err() != nil {
 		// Shutting down mid-attempt: whatever happened, the row stays
 		// pending and the next run resends it under the same id.
 		return 0, false
 	}
+	outcome := "delivered"
+	switch {
+	case err != nil && retry:
+		outcome = "retry"
+	case err != nil:
+		outcome = "abandoned"
+	}
+	d.recordAttempt(ctx, n, began, latency, outcome, err)
 	switch {
 	case err == nil:
 		if !d.finish(ctx, q, n, func(c context.Context) error {
@@ -282,6 +293,49 @@ func (d *Dispatcher) attempt(ctx context.Context, q *webhookQueue, n Notificatio
 		log.Warn("webhook attempt failed; will retry", "attempts", attempts, "retry_in", wait, "err", err)
 		return wait, false
 	}
+}
+
+// recordAttempt adds the attempt to the delivery log, if the store keeps
+// one. The log is for people; failing to write it never affects delivery.
+func (d *Dispatcher) recordAttempt(ctx context.Context, n Notification, at time.Time, latency time.Duration, outcome string, err error) {
+	rec, ok := d.st.(AttemptRecorder)
+	if !ok {
+		return
+	}
+	a := Attempt{DeliveryID: n.DeliveryID, Webhook: n.Webhook, AlertID: n.Alert.ID, Status: n.Status,
+		At: at.UTC(), Outcome: outcome, LatencyMs: float64(latency.Microseconds()) / 1000}
+	if err != nil {
+		a.Error = err.Error() // notifier errors are already free of secrets
+	}
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+	defer cancel()
+	if rerr := rec.RecordAttempt(bctx, a); rerr != nil {
+		d.log.Warn("writing the delivery log", "delivery_id", n.DeliveryID, "err", rerr)
+	}
+}
+
+// ErrUnknownWebhook is returned by SendTest for a name not configured.
+var ErrUnknownWebhook = errors.New("unknown webhook")
+
+// SendTest sends a test notification (rule "test", not stored in the
+// outbox, not retried) to the named webhook now and reports the attempt.
+func (d *Dispatcher) SendTest(ctx context.Context, name string) (Attempt, error) {
+	q, ok := d.queues[name]
+	if !ok {
+		return Attempt{}, fmt.Errorf("sending test notification to %q: %w", name, ErrUnknownWebhook)
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	id := "test-" + randomHex(8)
+	n := Notification{DeliveryID: id, Webhook: name, Status: StateFiring, CreatedAt: now, Alert: Alert{
+		ID: id, Rule: "test", Severity: SeverityWarning, State: StateFiring, StartedAt: now,
+	}}
+	_, err := q.notifier.Notify(ctx, n)
+	a := Attempt{DeliveryID: id, Webhook: name, AlertID: id, Status: StateFiring, At: now, Outcome: "delivered",
+		LatencyMs: float64(time.Since(now).Microseconds()) / 1000}
+	if err != nil {
+		a.Outcome, a.Error = "abandoned", err.Error()
+	}
+	return a, nil
 }
 
 // finish records a final outcome and forgets the row, under d.mu (see

@@ -61,6 +61,8 @@ type Evaluator struct {
 	userRules  RuleSet
 	rules      RuleSet
 	waker      Waker
+	consumers  ConsumerSource
+	counters   map[string]consumerCounters
 
 	// mu serialises snapshots against each other and against Load, so two
 	// polls can never both fire the same alert.
@@ -186,6 +188,8 @@ func (e *Evaluator) ObserveSnapshot(ctx context.Context, s monitor.Snapshot) {
 		blind = 1
 	}
 	e.evaluate(ctx, observation{key: alertKey{rule: RuleMonitoringBlind}, value: blind, known: true}, at, queuedAt)
+	// Consumers are warren's own: known whether or not the broker answered.
+	e.observeConsumers(ctx, at, queuedAt)
 	if s.Err != nil {
 		return
 	}
@@ -213,24 +217,29 @@ func (e *Evaluator) ObserveSnapshot(ctx context.Context, s monitor.Snapshot) {
 
 	var gone []alertKey
 	for key := range e.active {
-		if seen[key] || key.rule == RuleMonitoringBlind || (key.rule == RuleBrokerAlarm && s.Nodes == nil) {
+		if seen[key] || key.rule == RuleMonitoringBlind || slices.Contains(consumerRules, key.rule) ||
+			(key.rule == RuleBrokerAlarm && s.Nodes == nil) {
 			continue
 		}
 		gone = append(gone, key)
 	}
 	for key := range e.pending {
-		if !seen[key] && key.rule != RuleMonitoringBlind {
+		if !seen[key] && key.rule != RuleMonitoringBlind && !slices.Contains(consumerRules, key.rule) {
 			delete(e.pending, key)
 		}
 	}
-	slices.SortFunc(gone, func(a, b alertKey) int {
-		return cmp.Or(cmp.Compare(a.rule, b.rule), cmp.Compare(a.vhost, b.vhost), cmp.Compare(a.queue, b.queue))
-	})
+	sortKeys(gone)
 	for _, key := range gone {
 		a := e.active[key]
 		e.log.Info("target no longer reported; resolving its alert", "rule", key.rule, "vhost", key.vhost, "queue", key.queue, "alert_id", a.ID)
 		e.resolve(ctx, key, a, a.Value, at, queuedAt)
 	}
+}
+
+func sortKeys(keys []alertKey) {
+	slices.SortFunc(keys, func(a, b alertKey) int {
+		return cmp.Or(cmp.Compare(a.rule, b.rule), cmp.Compare(a.vhost, b.vhost), cmp.Compare(a.queue, b.queue))
+	})
 }
 
 // queueObservations derives every queue-scoped rule's figure from q.
@@ -381,7 +390,11 @@ func (e *Evaluator) resolve(ctx context.Context, key alertKey, cur Alert, value 
 func (e *Evaluator) transition(ctx context.Context, key alertKey, a Alert, status string, queuedAt time.Time) {
 	nonce := randomHex(8)
 	outbox := make([]Notification, 0, len(e.webhooks))
+	silenced := e.silenced(ctx, a)
 	for _, name := range e.webhooks {
+		if silenced {
+			break
+		}
 		outbox = append(outbox, Notification{
 			DeliveryID: deliveryID(a.ID, nonce, name),
 			Webhook:    name,
@@ -406,6 +419,29 @@ func (e *Evaluator) transition(ctx context.Context, key alertKey, a Alert, statu
 	if e.waker != nil && len(outbox) > 0 {
 		e.waker.Wake()
 	}
+}
+
+// silenced reports whether a silence in force covers a. If silences
+// cannot be read the notification goes out: a missed page is worse than an
+// unwanted one.
+func (e *Evaluator) silenced(ctx context.Context, a Alert) bool {
+	src, ok := e.st.(SilenceSource)
+	if !ok {
+		return false
+	}
+	now := time.Now()
+	list, err := src.ActiveSilences(ctx, now)
+	if err != nil {
+		e.log.Error("reading silences; notifying anyway", "alert_id", a.ID, "err", err)
+		return false
+	}
+	for _, sl := range list {
+		if sl.Matches(a, now) {
+			e.log.Info("alert transition silenced", "alert_id", a.ID, "rule", a.Rule, "queue", a.Queue, "silence_id", sl.ID, "owner", sl.Owner)
+			return true
+		}
+	}
+	return false
 }
 
 // newAlertID names one alert instance. It hashes what identifies the

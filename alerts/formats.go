@@ -76,11 +76,11 @@ func alertLabels(a Alert) map[string]string {
 // Summary is a one-line human description of a notification.
 func Summary(status string, a Alert) string {
 	target := a.Queue
-	if a.Vhost != "" {
-		target = a.Vhost + "/" + a.Queue
-	}
-	if target == "" {
+	switch {
+	case a.Queue == "":
 		target = "warren"
+	case a.Vhost != "":
+		target = a.Queue + " in vhost " + a.Vhost
 	}
 	return fmt.Sprintf("[%s %s] %s on %s: value %g (threshold %g)",
 		strings.ToUpper(status), a.Severity, a.Rule, target, a.Value, a.Threshold)

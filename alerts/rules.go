@@ -35,7 +35,8 @@ const (
 
 // RuleKinds lists every rule kind in evaluation order.
 var RuleKinds = []string{RuleQueueDepth, RuleNoConsumer, RuleQueueGrowing, RuleTimeToDrain,
-	RuleDeadLetterNotEmpty, RuleMonitoringBlind, RuleBrokerAlarm}
+	RuleDeadLetterNotEmpty, RuleMonitoringBlind, RuleBrokerAlarm,
+	RuleConsumerNotRunning, RuleBreakerOpen, RuleConsumerErrorRate, RuleConsumerSlowRate, RuleConsumerP95Latency}
 
 // RuleParams are the settings of one rule for one target. A pointer left
 // nil takes the value from the level below (global default, then built-in).
@@ -124,6 +125,16 @@ func builtin(kind string) RuleParams {
 		return RuleParams{Enabled: b(false), Warning: f(1), For: d(time.Minute)}
 	case RuleBrokerAlarm:
 		return RuleParams{Enabled: b(false), Warning: f(1), Critical: f(1), For: d(0)}
+	case RuleConsumerNotRunning:
+		return RuleParams{Enabled: b(false), Warning: f(1), For: d(time.Minute)}
+	case RuleBreakerOpen:
+		return RuleParams{Enabled: b(false), Warning: f(1), For: d(0)}
+	case RuleConsumerErrorRate:
+		return RuleParams{Enabled: b(false), Warning: f(1), For: d(time.Minute)}
+	case RuleConsumerSlowRate:
+		return RuleParams{Enabled: b(false), Warning: f(1), For: d(5 * time.Minute)}
+	case RuleConsumerP95Latency:
+		return RuleParams{Enabled: b(false), Warning: f(1000), For: d(5 * time.Minute)}
 	}
 	return RuleParams{}
 }

@@ -65,6 +65,11 @@ func (s *Server) routes() *echo.Echo {
 	api.POST("/consumers/:name/pause", s.apiPause)
 	api.POST("/consumers/:name/resume", s.apiResume)
 	api.GET("/alerts", s.apiAlerts)
+	api.POST("/alerts/:id/ack", s.apiAckAlert)
+	api.POST("/silences", s.apiCreateSilence)
+	api.GET("/silences", s.apiSilences)
+	api.GET("/deliveries", s.apiDeliveries)
+	api.POST("/webhooks/:name/test", s.apiTestWebhook)
 
 	// Operations.
 	e.GET("/healthz", s.healthz)

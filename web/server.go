@@ -64,7 +64,11 @@ type Deps struct {
 	Queues    QueueSource
 	Consumers ConsumerController
 	Alerts    AlertSource
-	Checks    []Check
+	// AlertActions (acks, silences, delivery log) and WebhookTester are
+	// optional; their API answers 503 without them.
+	AlertActions  AlertActions
+	WebhookTester WebhookTester
+	Checks        []Check
 	// Metrics, when set, is gathered after the server's own registry on
 	// /metrics (e.g. a registry the lead fills with other collectors).
 	Metrics prometheus.Gatherer
@@ -90,10 +94,13 @@ type Server struct {
 	queues    QueueSource
 	consumers ConsumerController
 	alerts    AlertSource
-	checks    []Check
-	log       *slog.Logger
-	version   string
-	hosts     hostPolicy
+	// alertActions and webhookTester may be nil.
+	alertActions  AlertActions
+	webhookTester WebhookTester
+	checks        []Check
+	log           *slog.Logger
+	version       string
+	hosts         hostPolicy
 
 	assets       fs.FS
 	assetVersion string // content hash of the static files, for cache busting
@@ -116,6 +123,8 @@ func New(d Deps) *Server {
 		queues:          d.Queues,
 		consumers:       d.Consumers,
 		alerts:          d.Alerts,
+		alertActions:    d.AlertActions,
+		webhookTester:   d.WebhookTester,
 		checks:          append([]Check(nil), d.Checks...),
 		log:             logger.With("component", "web"),
 		version:         d.Version,

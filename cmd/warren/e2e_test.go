@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"warren/loadgen"
@@ -452,6 +454,30 @@ alerts:
 		eventually(t, 90*time.Second, "the backlog to be processed", func() bool { return srv.consumer("worker").Processed >= 800 })
 		if c := srv.consumer("worker"); c.Processed != 800 || peak > 8 {
 			t.Fatalf("processed %d (want 800), in-flight peak %d (max 8)", c.Processed, peak)
+		}
+	})
+
+	t.Run("metrics parse and carry the consumer and queue series", func(t *testing.T) {
+		resp, err := http.Get(srv.base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		fams, err := parser.TextToMetricFamilies(resp.Body)
+		if err != nil {
+			t.Fatalf("/metrics does not parse: %v", err)
+		}
+		for _, name := range []string{"warren_consumer_messages_processed_total", "warren_consumer_handler_duration_seconds",
+			"warren_consumer_messages_dead_lettered_total", "warren_consumer_state", "warren_queue_messages", "warren_monitor_last_poll_success"} {
+			if _, ok := fams[name]; !ok {
+				t.Errorf("/metrics lacks %s", name)
+			}
+		}
+		for _, m := range fams["warren_consumer_handler_duration_seconds"].GetMetric() {
+			if h := m.GetHistogram(); h.GetSampleCount() < 800 {
+				t.Errorf("handler histogram counts %d messages, want at least the 800 processed", h.GetSampleCount())
+			}
 		}
 	})
 

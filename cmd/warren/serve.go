@@ -111,11 +111,18 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	domainMetrics.MustRegister(mgr.Collector())
+	// Consumer alert rules read the manager's statuses on each poll.
+	evaluator.SetConsumerSource(mgr)
 
 	srv := web.New(web.Deps{
 		Queues:    poller,
 		Consumers: mgr,
 		Alerts:    st,
+		// Acks, silences and the delivery log live in the store; test
+		// notifications go through the dispatcher's notifiers.
+		AlertActions:  st,
+		WebhookTester: dispatcher,
 		Checks: []web.Check{
 			{Name: "store", Check: st.Ping},
 			{Name: "broker", Check: brokerCheck(cfg.AMQPURL)},

@@ -1,0 +1,78 @@
+package alerts_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"warren/alerts"
+)
+
+// A silence suppresses notifications of the transitions it matches (they
+// are still recorded); other alerts notify; once it ends, notifications
+// resume.
+func TestSilenceSuppressesMatchingNotifications(t *testing.T) {
+	st := newStore(t)
+	hooks := []alerts.WebhookConfig{{Name: "outbox-only", URL: "http://127.0.0.1:9/never", Format: "generic"}}
+	e := alerts.NewEvaluator(st, hooks, testLogger(t), alerts.WithThresholds(testThresholds))
+	ctx := context.Background()
+	c := newClock()
+	silent, loud := uniqueQueue(t, "batch.nightly"), uniqueQueue(t, "orders")
+	sl, err := st.CreateSilence(ctx, alerts.Silence{Rule: alerts.RuleQueueDepth, Queue: "TestSilence*batch.*",
+		EndsAt: time.Now().Add(time.Hour), Owner: "ana", Reason: "nightly batch"})
+	if err != nil || sl.ID == 0 {
+		t.Fatalf("CreateSilence = %+v, %v", sl, err)
+	}
+	e.ObserveSnapshot(ctx, c.snap(depth("/", silent, 30), depth("/", loud, 30)))
+	ns := pending(t, st)
+	if len(ns) != 1 || ns[0].Alert.Queue != loud {
+		t.Fatalf("outbox = %v, want only %s", summary(ns), loud)
+	}
+	if a := activeAlerts(t, e); len(a) != 2 {
+		t.Errorf("active alerts %d, want 2 (silenced ones are still recorded)", len(a))
+	}
+	list, err := st.ActiveSilences(ctx, time.Now())
+	if err != nil || len(list) != 1 || list[0].Owner != "ana" {
+		t.Errorf("ActiveSilences = %+v, %v", list, err)
+	}
+	if list, _ := st.ActiveSilences(ctx, time.Now().Add(2*time.Hour)); len(list) != 0 {
+		t.Errorf("silence still active after its end: %+v", list)
+	}
+}
+
+// The dispatcher logs every attempt with outcome, latency and error; a test
+// notification reaches a real receiver without touching the outbox.
+func TestDeliveryLogAndTestNotification(t *testing.T) {
+	st := newStore(t)
+	rc := newReceiver(t, "k", func(n int, r request) int {
+		if n == 0 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	hooks := []alerts.WebhookConfig{rc.hook("ops")}
+	d, _ := startDispatcher(t, st, hooks)
+	e := newEvaluator(t, st, hooks, d)
+	c := newClock()
+	e.ObserveSnapshot(context.Background(), c.snap(depth("/", uniqueQueue(t, "log"), 12)))
+	eventually(t, 10*time.Second, "an empty outbox", func() bool { return len(pending(t, st)) == 0 })
+	log, err := st.DeliveryLog(context.Background(), 10)
+	if err != nil || len(log) != 2 || log[0].Outcome != "delivered" || log[1].Outcome != "retry" ||
+		log[1].Error == "" || log[0].DeliveryID != log[1].DeliveryID || log[0].Webhook != "ops" {
+		t.Fatalf("DeliveryLog = %+v, %v", log, err)
+	}
+
+	a, err := d.SendTest(context.Background(), "ops")
+	if err != nil || a.Outcome != "delivered" {
+		t.Fatalf("SendTest = %+v, %v", a, err)
+	}
+	got := rc.got()
+	if last := got[len(got)-1]; last.Payload.Alert.Rule != "test" || last.Delivery != a.DeliveryID {
+		t.Errorf("receiver got %+v", last.Payload)
+	}
+	if _, err := d.SendTest(context.Background(), "nope"); !errors.Is(err, alerts.ErrUnknownWebhook) {
+		t.Errorf("SendTest(nope) = %v, want ErrUnknownWebhook", err)
+	}
+}
