@@ -2,7 +2,9 @@ package alerts_test
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -79,7 +81,7 @@ func TestRestartWithThreeFiringOneClearedOneNew(t *testing.T) {
 // recovers; it is never delivered twice.
 func TestSlowThen503ReceiverGetsSameIDOnRecovery(t *testing.T) {
 	var accepted atomic.Int32
-	rc := newReceiver(t, "", nil)
+	rc := &receiver{t: t}
 	rc.respond = func(n int, r request) int {
 		switch {
 		case n == 0:
@@ -92,7 +94,6 @@ func TestSlowThen503ReceiverGetsSameIDOnRecovery(t *testing.T) {
 		}
 	}
 	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
 	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rc.count() == 0 {
 			// Slower than the webhook timeout: wait until the client
@@ -100,6 +101,9 @@ func TestSlowThen503ReceiverGetsSameIDOnRecovery(t *testing.T) {
 			rc.mu.Lock()
 			rc.requests = append(rc.requests, request{Delivery: r.Header.Get("X-Warren-Delivery")})
 			rc.mu.Unlock()
+			// The server notices the client hanging up only once the
+			// body has been read.
+			_, _ = io.Copy(io.Discard, r.Body)
 			select {
 			case <-r.Context().Done():
 			case <-release:
@@ -108,7 +112,10 @@ func TestSlowThen503ReceiverGetsSameIDOnRecovery(t *testing.T) {
 		}
 		rc.serve(w, r)
 	})
-	rc.srv.Config.Handler = slow
+	rc.srv = httptest.NewServer(slow)
+	t.Cleanup(rc.srv.Close)
+	// Registered last, so it runs first: Close waits for the handler.
+	t.Cleanup(func() { close(release) })
 	hook := rc.hook("ops")
 	hook.Timeout = 100 * time.Millisecond
 	st := newStore(t)

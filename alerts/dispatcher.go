@@ -97,6 +97,8 @@ type Dispatcher struct {
 	mu       sync.Mutex
 	inFlight map[string]struct{}
 	caughtUp bool
+
+	attempts attemptCounts
 }
 
 // NewDispatcher returns a dispatcher for webhooks reading the outbox in st.
@@ -261,6 +263,7 @@ func (d *Dispatcher) attempt(ctx context.Context, q *webhookQueue, n Notificatio
 	case err != nil:
 		outcome = "abandoned"
 	}
+	d.attempts.add(n.Webhook, outcome)
 	d.recordAttempt(ctx, n, began, latency, outcome, err)
 	switch {
 	case err == nil:

@@ -3,9 +3,12 @@ package alerts_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"warren/alerts"
 )
@@ -74,5 +77,39 @@ func TestDeliveryLogAndTestNotification(t *testing.T) {
 	}
 	if _, err := d.SendTest(context.Background(), "nope"); !errors.Is(err, alerts.ErrUnknownWebhook) {
 		t.Errorf("SendTest(nope) = %v, want ErrUnknownWebhook", err)
+	}
+}
+
+func TestAlertMetrics(t *testing.T) {
+	st := newStore(t)
+	rc := newReceiver(t, "", nil)
+	hooks := []alerts.WebhookConfig{rc.hook("ops")}
+	d, _ := startDispatcher(t, st, hooks)
+	e := newEvaluator(t, st, hooks, d)
+	c := newClock()
+	e.ObserveSnapshot(context.Background(), c.snap(depth("/", uniqueQueue(t, "m"), 25)))
+	eventually(t, 10*time.Second, "an empty outbox", func() bool { return len(pending(t, st)) == 0 })
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(alerts.NewCollector(e, d))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			key := mf.GetName()
+			for _, l := range m.GetLabel() {
+				key += " " + l.GetName() + "=" + l.GetValue()
+			}
+			got[key] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	want := map[string]float64{
+		"warren_alert_delivery_attempts_total outcome=delivered webhook=ops": 1,
+		"warren_alerts_firing rule=queue_depth severity=critical":            1,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("metrics %v, want %v", got, want)
 	}
 }

@@ -99,6 +99,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	// registry (no process-global registry).
 	domainMetrics := prometheus.NewRegistry()
 	domainMetrics.MustRegister(monitor.NewCollector(poller), st.Collector())
+	domainMetrics.MustRegister(alerts.NewCollector(evaluator, dispatcher))
 
 	mgr, err := consumers.NewManager(cfg.AMQPURL, consumerConfigs(cfg), st, logger, consumers.Options{
 		SampleInterval: cfg.Performance.SampleInterval.D(),
