@@ -30,7 +30,11 @@ const (
 	DefaultPollInterval = time.Second
 	DefaultBackoffBase  = time.Second
 	DefaultBackoffMax   = 5 * time.Minute
-	defaultBatch        = 100
+	// DefaultMaxAge is how long a notification is retried when its
+	// webhook sets no MaxAge: a page a day late helps nobody, and an
+	// endless retry would hold back every later notification of the webhook.
+	DefaultMaxAge = 24 * time.Hour
+	defaultBatch  = 100
 	// bookkeepingTimeout bounds the store write after an attempt; it runs
 	// even during shutdown so a delivered notification is not sent again.
 	bookkeepingTimeout = 5 * time.Second
@@ -131,9 +135,14 @@ func NewDispatcher(st DeliveryStore, webhooks []WebhookConfig, logger *slog.Logg
 		if err != nil {
 			return nil, fmt.Errorf("configuring webhook dispatcher: %w", err)
 		}
+		maxAge := w.MaxAge
+		if maxAge <= 0 {
+			maxAge = DefaultMaxAge
+		}
 		d.queues[w.Name] = &webhookQueue{
 			name:     w.Name,
 			notifier: n,
+			maxAge:   maxAge,
 			log:      d.log.With("webhook", w.Name, "url", RedactURL(w.URL)),
 			signal:   make(chan struct{}, 1),
 		}
@@ -248,6 +257,14 @@ func (d *Dispatcher) work(ctx context.Context, q *webhookQueue) error {
 // queue (delivered or abandoned); otherwise wait says when to try again.
 func (d *Dispatcher) attempt(ctx context.Context, q *webhookQueue, n Notification) (wait time.Duration, done bool) {
 	log := q.log.With("delivery_id", n.DeliveryID, "alert_id", n.Alert.ID, "status", n.Status)
+	// A row without a creation time (a store that keeps none) cannot age.
+	expires := time.Time{}
+	if !n.CreatedAt.IsZero() {
+		expires = n.CreatedAt.Add(q.maxAge)
+	}
+	if now := d.now(); !expires.IsZero() && !now.Before(expires) {
+		return d.expire(ctx, q, n, now, log)
+	}
 	began := time.Now()
 	retry, err := q.notifier.Notify(ctx, n)
 	latency := time.Since(began)
@@ -285,7 +302,13 @@ func (d *Dispatcher) attempt(ctx context.Context, q *webhookQueue, n Notificatio
 	default:
 		attempts := n.Attempts + 1
 		wait := d.backoff(attempts)
-		next := d.now().Add(wait)
+		now := d.now()
+		// Never wait past the max age: the row is then abandoned on time
+		// instead of after a long backoff.
+		if !expires.IsZero() {
+			wait = max(0, min(wait, expires.Sub(now)))
+		}
+		next := now.Add(wait)
 		// Recorded even if shutdown starts now, so the next run knows.
 		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
 		defer cancel()
@@ -296,6 +319,27 @@ func (d *Dispatcher) attempt(ctx context.Context, q *webhookQueue, n Notificatio
 		log.Warn("webhook attempt failed; will retry", "attempts", attempts, "retry_in", wait, "err", err)
 		return wait, false
 	}
+}
+
+// reasonMaxAge starts the reason recorded for a notification abandoned
+// because it stayed undelivered longer than its webhook's max_age.
+const reasonMaxAge = "older than max_age"
+
+// expire abandons n without sending it: it was created longer than the
+// webhook's max age ago. It is logged and counted like any abandon.
+func (d *Dispatcher) expire(ctx context.Context, q *webhookQueue, n Notification, now time.Time, log *slog.Logger) (time.Duration, bool) {
+	reason := fmt.Sprintf("%s (%s): queued at %s, %d attempts", reasonMaxAge, q.maxAge,
+		n.CreatedAt.UTC().Format(time.RFC3339), n.Attempts)
+	d.attempts.add(n.Webhook, "abandoned")
+	d.recordAttempt(ctx, n, now, 0, "abandoned", errors.New(reason))
+	if !d.finish(ctx, q, n, func(c context.Context) error {
+		return d.st.MarkAbandoned(c, n.DeliveryID, reason)
+	}) {
+		return 0, false
+	}
+	log.Error("notification undelivered for longer than max_age; abandoned",
+		"attempts", n.Attempts, "max_age", q.maxAge, "created_at", n.CreatedAt)
+	return 0, true
 }
 
 // recordAttempt adds the attempt to the delivery log, if the store keeps
@@ -389,6 +433,7 @@ func (d *Dispatcher) backoff(failures int) time.Duration {
 type webhookQueue struct {
 	name     string
 	notifier Notifier
+	maxAge   time.Duration
 	log      *slog.Logger
 	signal   chan struct{}
 

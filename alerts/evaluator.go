@@ -42,6 +42,21 @@ func WithWaker(w Waker) EvaluatorOption {
 	return func(e *Evaluator) { e.waker = w }
 }
 
+// WithRepeatInterval makes a firing alert that nobody acknowledged notify
+// again (status firing, a new delivery id) every d of poll time since its
+// last notification; zero (the default) never repeats. Acknowledging the
+// alert stops the repeats. The repeat clock lives in memory: after a
+// restart the first repeat comes d after the first poll.
+func WithRepeatInterval(d time.Duration) EvaluatorOption {
+	return func(e *Evaluator) { e.repeatEvery = max(d, 0) }
+}
+
+// AckSource tells whether an alert was acknowledged; the evaluator consults
+// it, when the store implements it, before repeating a notification.
+type AckSource interface {
+	AlertAck(ctx context.Context, alertID string) (Ack, bool, error)
+}
+
 // alertKey identifies one alert target: a rule on a queue (or, for
 // broker-wide rules, on a node or on nothing).
 type alertKey struct {
@@ -63,6 +78,8 @@ type Evaluator struct {
 	waker      Waker
 	consumers  ConsumerSource
 	counters   map[string]consumerCounters
+	// repeatEvery is alerts.repeat_interval; zero means no repeats.
+	repeatEvery time.Duration
 
 	// mu serialises snapshots against each other and against Load, so two
 	// polls can never both fire the same alert.
@@ -73,6 +90,9 @@ type Evaluator struct {
 	// an intervening known value below warning); it lives in memory only,
 	// so a restart starts a rule's "for" afresh.
 	pending map[alertKey]time.Time
+	// notifiedAt is the poll time of each firing alert's last
+	// notification (or, after Load, of its first poll), for repeats.
+	notifiedAt map[alertKey]time.Time
 	// queuedAt is when the last poll's notifications entered the outbox.
 	queuedAt time.Time
 }
@@ -87,10 +107,11 @@ func NewEvaluator(st Store, webhooks []WebhookConfig, logger *slog.Logger, opts 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	e := &Evaluator{
-		st:      st,
-		log:     logger.With("component", "alerts"),
-		active:  make(map[alertKey]Alert),
-		pending: make(map[alertKey]time.Time),
+		st:         st,
+		log:        logger.With("component", "alerts"),
+		active:     make(map[alertKey]Alert),
+		pending:    make(map[alertKey]time.Time),
+		notifiedAt: make(map[alertKey]time.Time),
 	}
 	for _, w := range webhooks {
 		e.webhooks = append(e.webhooks, w.Name)
@@ -128,6 +149,7 @@ func (e *Evaluator) loadLocked(ctx context.Context) error {
 		active[alertKey{a.Rule, a.Vhost, a.Queue}] = a
 	}
 	e.active = active
+	e.notifiedAt = make(map[alertKey]time.Time)
 	e.loaded = true
 	e.log.Debug("loaded active alerts", "count", len(active))
 	return nil
@@ -343,7 +365,9 @@ func (e *Evaluator) evaluate(ctx context.Context, o observation, at, queuedAt ti
 			Threshold: eff.threshold(level),
 			StartedAt: at,
 		}
-		e.transition(ctx, key, a, StateFiring, queuedAt)
+		if e.transition(ctx, key, a, StateFiring, queuedAt) {
+			e.notifiedAt[key] = at
+		}
 		return
 	}
 	if v < eff.ClearBelow {
@@ -365,8 +389,60 @@ func (e *Evaluator) evaluate(ctx context.Context, o observation, at, queuedAt ti
 		a.Severity = severity
 		a.Value = v
 		a.Threshold = eff.threshold(severity)
-		e.transition(ctx, key, a, StateFiring, queuedAt)
+		if e.transition(ctx, key, a, StateFiring, queuedAt) {
+			e.notifiedAt[key] = at
+		}
+		return
 	}
+	e.repeat(ctx, key, cur, v, at, queuedAt)
+}
+
+// repeat notifies again about a still-firing alert whose last notification
+// is at least the repeat interval old, unless it was acknowledged. Like
+// every notification it is stored in the outbox first, under a new
+// delivery id (each repeat is its own notification; retries of it keep
+// that id).
+func (e *Evaluator) repeat(ctx context.Context, key alertKey, cur Alert, v float64, at, queuedAt time.Time) {
+	if e.repeatEvery <= 0 {
+		return
+	}
+	last, ok := e.notifiedAt[key]
+	if !ok {
+		// Loaded after a restart: when it last notified is not kept,
+		// so the interval starts now rather than repeating at once.
+		e.notifiedAt[key] = at
+		return
+	}
+	if at.Sub(last) < e.repeatEvery {
+		return
+	}
+	if e.acknowledged(ctx, cur) {
+		// Looked at again one interval later, not on every poll.
+		e.notifiedAt[key] = at
+		return
+	}
+	a := cur
+	a.Value = v
+	if e.transition(ctx, key, a, StateFiring, queuedAt) {
+		e.notifiedAt[key] = at
+		e.log.Info("alert still firing; repeated its notification", "alert_id", a.ID, "rule", a.Rule,
+			"vhost", a.Vhost, "queue", a.Queue, "since", a.StartedAt, "repeat_interval", e.repeatEvery)
+	}
+}
+
+// acknowledged reports whether an operator acknowledged a. If acks cannot
+// be read the repeat goes out: a missed page is worse than an unwanted one.
+func (e *Evaluator) acknowledged(ctx context.Context, a Alert) bool {
+	src, ok := e.st.(AckSource)
+	if !ok {
+		return false
+	}
+	_, acked, err := src.AlertAck(ctx, a.ID)
+	if err != nil {
+		e.log.Error("reading alert acknowledgement; repeating anyway", "alert_id", a.ID, "err", err)
+		return false
+	}
+	return acked
 }
 
 func (eff Effective) threshold(severity string) float64 {
@@ -386,8 +462,9 @@ func (e *Evaluator) resolve(ctx context.Context, key alertKey, cur Alert, value 
 }
 
 // transition stores the alert's new state together with its outbox rows,
-// and only then updates memory and wakes the dispatcher.
-func (e *Evaluator) transition(ctx context.Context, key alertKey, a Alert, status string, queuedAt time.Time) {
+// and only then updates memory and wakes the dispatcher. It reports whether
+// the store took it.
+func (e *Evaluator) transition(ctx context.Context, key alertKey, a Alert, status string, queuedAt time.Time) bool {
 	nonce := randomHex(8)
 	outbox := make([]Notification, 0, len(e.webhooks))
 	silenced := e.silenced(ctx, a)
@@ -406,12 +483,13 @@ func (e *Evaluator) transition(ctx context.Context, key alertKey, a Alert, statu
 	if err := e.st.RecordTransition(ctx, a, outbox); err != nil {
 		e.log.Error("recording alert transition; will retry on the next poll",
 			"alert_id", a.ID, "rule", a.Rule, "vhost", a.Vhost, "queue", a.Queue, "status", status, "severity", a.Severity, "err", err)
-		return
+		return false
 	}
 	if a.State == StateFiring {
 		e.active[key] = a
 	} else {
 		delete(e.active, key)
+		delete(e.notifiedAt, key)
 	}
 	e.log.Info("alert "+status,
 		"alert_id", a.ID, "rule", a.Rule, "vhost", a.Vhost, "queue", a.Queue, "severity", a.Severity,
@@ -419,6 +497,7 @@ func (e *Evaluator) transition(ctx context.Context, key alertKey, a Alert, statu
 	if e.waker != nil && len(outbox) > 0 {
 		e.waker.Wake()
 	}
+	return true
 }
 
 // silenced reports whether a silence in force covers a. If silences

@@ -60,6 +60,9 @@ type WebhookConfig struct {
 	// ExternalURL is the alertmanager format's externalURL/generatorURL
 	// (e.g. warren's dashboard address); may be empty.
 	ExternalURL string
+	// MaxAge is how long a notification may stay undelivered before the
+	// dispatcher abandons it; zero means DefaultMaxAge.
+	MaxAge time.Duration
 }
 
 // Store is what the evaluator and dispatcher need from persistence.

@@ -10,7 +10,8 @@ import (
 
 // ValidateWebhooks checks the alerts.webhooks configuration: every webhook
 // has a unique name, an absolute http(s) URL, a known format (empty means
-// generic) and a non-negative timeout. Each problem names the webhook and the
+// generic), a non-negative timeout and a non-negative max age (zero means
+// DefaultMaxAge). Each problem names the webhook and the
 // key; the URL and secret are never echoed since they may hold credentials.
 func ValidateWebhooks(webhooks []WebhookConfig) error {
 	var errs []error
@@ -74,6 +75,9 @@ func webhookFieldErrors(w WebhookConfig) []error {
 	}
 	if w.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout: must not be negative, got %s", w.Timeout))
+	}
+	if w.MaxAge < 0 {
+		errs = append(errs, fmt.Errorf("max_age: must be positive, got %s", w.MaxAge))
 	}
 	return errs
 }

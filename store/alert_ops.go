@@ -13,6 +13,7 @@ import (
 var (
 	_ alerts.SilenceSource   = (*Store)(nil)
 	_ alerts.AttemptRecorder = (*Store)(nil)
+	_ alerts.AckSource       = (*Store)(nil)
 )
 
 // AckAlert records who acknowledged an alert, when and why; a later ack

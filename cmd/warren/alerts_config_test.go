@@ -81,3 +81,46 @@ alerts:
 		}
 	}
 }
+
+func TestLoadConfigRepeatIntervalAndMaxAge(t *testing.T) {
+	cfg, err := loadConfig(writeConfig(t, `
+alerts:
+  repeat_interval: 30m
+  webhooks:
+    - {name: a, url: "http://127.0.0.1:9000/hook", max_age: 2h}
+    - {name: b, url: "http://127.0.0.1:9001/hook"}
+`), noEnv)
+	if err != nil {
+		t.Fatalf("loadConfig: %v", err)
+	}
+	if got := cfg.Alerts.RepeatInterval.D(); got != 30*time.Minute {
+		t.Errorf("repeat_interval = %s, want 30m", got)
+	}
+	if got := cfg.Alerts.Webhooks[0].hook().MaxAge; got != 2*time.Hour {
+		t.Errorf("webhooks[0].max_age = %s, want 2h", got)
+	}
+	// Left out: the alerts package applies its 24h default.
+	if got := cfg.Alerts.Webhooks[1].hook().MaxAge; got != 0 {
+		t.Errorf("webhooks[1].max_age = %s, want 0 (default)", got)
+	}
+
+	def, err := loadConfig(writeConfig(t, "alerts: {webhooks: [{name: a, url: \"http://127.0.0.1:9000/hook\"}]}\n"), noEnv)
+	if err != nil {
+		t.Fatalf("loadConfig: %v", err)
+	}
+	if got := def.Alerts.RepeatInterval.D(); got != 0 {
+		t.Errorf("default repeat_interval = %s, want 0 (off)", got)
+	}
+
+	for yaml, key := range map[string]string{
+		"alerts: {repeat_interval: 30s}":                                             "alerts.repeat_interval",
+		"alerts: {repeat_interval: -1m}":                                             "alerts.repeat_interval",
+		"alerts: {webhooks: [{name: a, url: \"http://127.0.0.1/h\", max_age: 0s}]}":  "alerts.webhooks[0].max_age",
+		"alerts: {webhooks: [{name: a, url: \"http://127.0.0.1/h\", max_age: -1h}]}": "alerts.webhooks[0].max_age",
+	} {
+		_, err := loadConfig(writeConfig(t, yaml+"\n"), noEnv)
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: error %v does not name %s", yaml, err, key)
+		}
+	}
+}

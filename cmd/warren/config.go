@@ -142,6 +142,9 @@ type consumerConfig struct {
 type alertsConfig struct {
 	Webhooks []webhookConfig `yaml:"webhooks"`
 	Rules    rulesConfig     `yaml:"rules"`
+	// RepeatInterval re-notifies a firing, unacknowledged alert this often;
+	// zero (the default) never repeats.
+	RepeatInterval duration `yaml:"repeat_interval"`
 }
 
 // rulesConfig is alerts.rules: per-kind global defaults and per-queue
@@ -172,8 +175,12 @@ type ruleOverride struct {
 
 // hook converts one alerts.webhooks entry for the alerts package.
 func (w webhookConfig) hook() alerts.WebhookConfig {
-	return alerts.WebhookConfig{Name: w.Name, URL: w.URL, Secret: w.Secret, Format: w.Format, Timeout: w.Timeout.D(),
+	h := alerts.WebhookConfig{Name: w.Name, URL: w.URL, Secret: w.Secret, Format: w.Format, Timeout: w.Timeout.D(),
 		Headers: w.Headers, Template: w.Template, ExternalURL: w.ExternalURL}
+	if w.MaxAge != nil {
+		h.MaxAge = w.MaxAge.D()
+	}
+	return h
 }
 
 func (p ruleParams) params() alerts.RuleParams {
@@ -209,6 +216,9 @@ type webhookConfig struct {
 	Headers     map[string]string `yaml:"headers"`
 	Template    string            `yaml:"template"`
 	ExternalURL string            `yaml:"external_url"`
+	// MaxAge: how long an undelivered notification is retried; nil means
+	// alerts.DefaultMaxAge (24h).
+	MaxAge *duration `yaml:"max_age"`
 }
 
 type logConfig struct {
@@ -471,6 +481,9 @@ func (c *config) validate() error {
 		if w.Timeout.D() < 0 {
 			return validationError(key+".timeout", "must not be negative")
 		}
+		if w.MaxAge != nil && w.MaxAge.D() <= 0 {
+			return validationError(key+".max_age", "must be positive, got %s", w.MaxAge.D())
+		}
 		if w.ExternalURL != "" {
 			if err := validateHTTPURL(w.ExternalURL); err != nil {
 				return validationError(key+".external_url", "%v", err)
@@ -484,6 +497,10 @@ func (c *config) validate() error {
 	}
 	if err := c.Alerts.Rules.ruleSet().Validate("alerts.rules"); err != nil {
 		return fmt.Errorf("key %w", err)
+	}
+	if r := c.Alerts.RepeatInterval.D(); r != 0 && r < time.Minute {
+		// Shorter repeats would page on-call faster than anyone can react.
+		return validationError("alerts.repeat_interval", "must be 0 (off) or at least 1m, got %s", r)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -76,7 +76,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	}
 	limits := thresholds(cfg.Health)
 	evaluator := alerts.NewEvaluator(st, hooks, logger, alerts.WithWaker(dispatcher), alerts.WithThresholds(limits),
-		alerts.WithRules(cfg.Alerts.Rules.ruleSet()))
+		alerts.WithRules(cfg.Alerts.Rules.ruleSet()), alerts.WithRepeatInterval(cfg.Alerts.RepeatInterval.D()))
 	if err := evaluator.Load(ctx); err != nil {
 		return fmt.Errorf("loading alert state: %w", err)
 	}
