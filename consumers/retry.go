@@ -50,7 +50,7 @@ func retryDelay(r *RetryConfig, n int) time.Duration {
 // applies at the head of a queue) is never held up by a longer-lived
 // message in front; and a queue with a TTL survives a broker restart.
 func retryQueueName(queue string, delay time.Duration) string {
-	return queue + ".warren.retry." + delay.String()
+	return queue + ".warren.retry." + delay.String() // monitor.RetryQueueMarker recognises this name
 }
 
 // deadLetterQueueName is the dead-letter queue of a consumer.

@@ -13,7 +13,7 @@ type queueKey struct{ vhost, name string }
 
 // rateSmoothing is the time constant of the exponential smoothing of rates:
 // a step change shows about two thirds of its size after this long.
-const rateSmoothing = 30 * time.Second
+const rateSmoothing = 15 * time.Second
 
 // rateState is what a queue's rates are derived from at the next poll.
 type rateState struct {
@@ -54,13 +54,13 @@ func deriveRates(prev map[queueKey]rateState, queues []QueueSample, at time.Time
 			*pubNow >= *pubOld {
 			in := float64(*pubNow-*pubOld) / dt
 			out := in - float64(*q.Messages-*old.messages)/dt
+			// A negative instantaneous egress (depth grew more than was
+			// published) is sampling skew: the broker samples the depth and
+			// the publish counter apart. It is smoothed like any other
+			// sample, since dropping it would bias egress upwards; only the
+			// smoothed value shown is kept at 0 or more.
 			switch {
-			case out < 0:
-				// More growth than publishes: the counters disagree (the
-				// depth and the counter are sampled apart). Not a truth.
-				odd = append(odd, oddity{vhost: q.Vhost, queue: q.Name, field: "egress_rate",
-					value: formatRate(out), reason: "negative: depth grew more than messages were published"})
-			case in > maxPlausibleRate || out > maxPlausibleRate:
+			case in > maxPlausibleRate || out > maxPlausibleRate || out < -maxPlausibleRate:
 				odd = append(odd, oddity{vhost: q.Vhost, queue: q.Name, field: "ingress_rate",
 					value: formatRate(in), reason: "absurd rate"})
 			default:
@@ -69,11 +69,19 @@ func deriveRates(prev map[queueKey]rateState, queues []QueueSample, at time.Time
 				st.egress = smooth(st.egress, out, alpha)
 			}
 		}
-		q.IngressRate, q.EgressRate = st.ingress, st.egress
-		q.TimeToDrainSeconds, q.Growing = drain(q.Ready, st.ingress, st.egress)
+		q.IngressRate, q.EgressRate = st.ingress, nonNegative(st.egress)
+		q.TimeToDrainSeconds, q.Growing = drain(q.Ready, q.IngressRate, q.EgressRate)
 		next[k] = st
 	}
 	return next, odd
+}
+
+func nonNegative(v *float64) *float64 {
+	if v == nil || *v >= 0 {
+		return v
+	}
+	zero := 0.0
+	return &zero
 }
 
 func smooth(prev *float64, v, alpha float64) *float64 {
@@ -96,15 +104,24 @@ func drain(ready *int64, ingress, egress *float64) (*float64, *bool) {
 		return &zero, &no
 	}
 	net := *egress - *ingress
-	// Below a thousandth of a message per second is standing still.
-	if net <= 1e-3 {
+	// Within a thousandth of a message per second the queue stands still:
+	// not draining (no time to drain) but not growing either, so an idle
+	// queue that holds messages is not reported as growing.
+	switch {
+	case net < -1e-3:
 		return nil, &yes
+	case net <= 1e-3:
+		return nil, &no
 	}
 	t := float64(*ready) / net
 	return &t, &no
 }
 
 func formatRate(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
+
+// RetryQueueMarker is part of the name of every retry delay queue warren's
+// consumers declare (QUEUE.warren.retry.DELAY).
+const RetryQueueMarker = ".warren.retry."
 
 // deadLetterSuffixes name a queue as a dead-letter queue by convention.
 var deadLetterSuffixes = []string{".dlq", ".dead-letter", ".warren.dlq"}
@@ -125,7 +142,9 @@ func (p *Poller) markDeadLetters(ctx context.Context, queues []QueueSample) erro
 	}
 	lookups := map[exKey]bool{}
 	for _, q := range queues {
-		if q.DeadLetterExchange == nil {
+		// warren's own retry delay queues dead-letter expired messages back
+		// to their source queue: that route is a retry, not a dead letter.
+		if q.DeadLetterExchange == nil || strings.Contains(q.Name, RetryQueueMarker) {
 			continue
 		}
 		if *q.DeadLetterExchange == "" {

@@ -227,10 +227,10 @@ func (p *Poller) fetchConsumers(ctx context.Context) (map[queueKey][]ConsumerInf
 			Name  string `json:"name"`
 			Vhost string `json:"vhost"`
 		} `json:"queue"`
-		Tag     json.RawMessage `json:"consumer_tag"`
-		Channel struct {
-			Name string `json:"name"`
-		} `json:"channel_details"`
+		Tag json.RawMessage `json:"consumer_tag"`
+		// An object, but the broker sends [] for a consumer whose channel is
+		// closing: decoded per entry so one such entry cannot fail the list.
+		Channel     json.RawMessage `json:"channel_details"`
 		Prefetch    json.RawMessage `json:"prefetch_count"`
 		AckRequired json.RawMessage `json:"ack_required"`
 		Active      json.RawMessage `json:"active"`
@@ -240,7 +240,11 @@ func (p *Poller) fetchConsumers(ctx context.Context) (map[queueKey][]ConsumerInf
 	}
 	out := map[queueKey][]ConsumerInfo{}
 	for _, r := range raw {
-		c := ConsumerInfo{Channel: r.Channel.Name, Prefetch: plausibleCount(r.Prefetch),
+		var ch struct {
+			Name string `json:"name"`
+		}
+		_ = json.Unmarshal(r.Channel, &ch) // [] or odd: channel unknown
+		c := ConsumerInfo{Channel: ch.Name, Prefetch: plausibleCount(r.Prefetch),
 			AckRequired: parseBool(r.AckRequired), Active: parseBool(r.Active)}
 		_ = json.Unmarshal(r.Tag, &c.Tag)
 		k := queueKey{r.Queue.Vhost, r.Queue.Name}
