@@ -394,6 +394,18 @@ func (e *Evaluator) evaluate(ctx context.Context, o observation, at, queuedAt ti
 		}
 		return
 	}
+	if v != cur.Value {
+		// Still firing at the same severity: no notification, but the API
+		// and dashboard show the current value, not the one at firing.
+		upd := cur
+		upd.Value = v
+		if err := e.st.RecordTransition(ctx, upd, nil); err != nil {
+			e.log.Warn("updating the value of a firing alert", "alert_id", cur.ID, "err", err)
+		} else {
+			e.active[key] = upd
+			cur = upd
+		}
+	}
 	e.repeat(ctx, key, cur, v, at, queuedAt)
 }
 

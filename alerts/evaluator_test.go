@@ -41,6 +41,11 @@ func TestEvaluatorLifecycle(t *testing.T) {
 	if got := activeAlerts(t, e); len(got) != 1 || got[0].Severity != alerts.SeverityCritical {
 		t.Fatalf("active alerts after unknown and failed polls = %+v, want one critical", got)
 	}
+	// The firing alert shows the latest known value (30), not the one it
+	// escalated at (25); found by a trial run.
+	if got, _ := st.ActiveAlerts(ctx); len(got) != 1 || got[0].Value != 30 {
+		t.Fatalf("stored firing alert = %+v, want value 30", got)
+	}
 	observe(3) // ok: resolves
 	resolvedAt := c.at
 	observe(3)
