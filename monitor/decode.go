@@ -238,23 +238,34 @@ func deadLetterTarget(args, policy json.RawMessage) (exchange, routingKey *strin
 	return nil, nil
 }
 
-// parseFloat reads a rate or ratio leniently: missing or null -> nil, a
-// finite number or a string holding one -> its value, anything else -> nil
-// and an error.
-func parseFloat(raw json.RawMessage) (*float64, error) {
+// numberText returns the number a field holds as text: "" for missing or
+// null, the string's content for a number sent as a JSON string (only JSON
+// number syntax: not "Inf", "0x1p4", "true"), else the raw text.
+func numberText(raw json.RawMessage) (string, error) {
 	s := strings.TrimSpace(string(raw))
 	if s == "" || s == "null" {
-		return nil, nil
+		return "", nil
 	}
 	if s[0] == '"' {
 		var str string
 		if err := json.Unmarshal(raw, &str); err != nil {
-			return nil, err
+			return "", err
 		}
 		s = strings.TrimSpace(str)
 		if s == "" || !json.Valid([]byte(s)) || (s[0] != '-' && (s[0] < '0' || s[0] > '9')) {
-			return nil, errors.New("string is not a number")
+			return "", errors.New("string is not a number")
 		}
+	}
+	return s, nil
+}
+
+// parseFloat reads a rate or ratio leniently: missing or null -> nil, a
+// finite number or a string holding one -> its value, anything else -> nil
+// and an error.
+func parseFloat(raw json.RawMessage) (*float64, error) {
+	s, err := numberText(raw)
+	if s == "" || err != nil {
+		return nil, err
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
@@ -267,20 +278,9 @@ func parseFloat(raw json.RawMessage) (*float64, error) {
 // integral number (3, 3.0, 3e0) or a string holding one ("3") -> its value.
 // Anything else (1.5, -1, "abc", true, {}) -> nil and an error saying why.
 func parseCount(raw json.RawMessage) (*int64, error) {
-	s := strings.TrimSpace(string(raw))
-	if s == "" || s == "null" {
-		return nil, nil
-	}
-	if s[0] == '"' {
-		var str string
-		if err := json.Unmarshal(raw, &str); err != nil {
-			return nil, err
-		}
-		s = strings.TrimSpace(str)
-		// Only JSON number syntax inside the string: not "Inf", "0x1p4", "true".
-		if s == "" || !json.Valid([]byte(s)) || (s[0] != '-' && (s[0] < '0' || s[0] > '9')) {
-			return nil, errors.New("string is not a number")
-		}
+	s, err := numberText(raw)
+	if s == "" || err != nil {
+		return nil, err
 	}
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
 		if n < 0 {
