@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -224,15 +223,15 @@ func TestBrokerQueueCreatedAndDeletedMidPoll(t *testing.T) {
 			t.Cleanup(func() { b.ch.QueueDelete(born, false, false, false) })
 		},
 	}
-	rec := &logRecorder{}
-	p.logger = slog.New(rec)
 	snap := p.runOnce(t.Context())
 	if snap.Err != nil {
 		t.Fatal(snap.Err)
 	}
-	if _, recovered := rec.count("poll done", "recovered"); !slices.Equal(recovered, []string{"1"}) {
-		t.Errorf("queues recovered by the recheck: %v, want [1] (the one pushed onto the page already read)", recovered)
-	}
+	// How the listing got there (a restart because the total changed, or
+	// the recheck of queues missing since the last poll) depends on what
+	// other tests do on the shared broker at the same time, so only the
+	// outcome is asserted: the queue pushed onto the page already read is
+	// among those listed exactly once below.
 	// Every queue that existed throughout is listed exactly once; the
 	// doomed one may still be (it existed when page 1 was read).
 	for _, n := range names {
