@@ -17,9 +17,10 @@ var latencyBounds = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25
 type collector struct {
 	m *Manager
 
-	retried, deadLettered, staleAcks, slow *prometheus.Desc
-	state, circuit                         *prometheus.Desc
-	latency, e2e                           *prometheus.Desc
+	processed, failed, inFlight, concurrency, prefetch *prometheus.Desc
+	retried, deadLettered, staleAcks, slow             *prometheus.Desc
+	state, circuit                                     *prometheus.Desc
+	latency, e2e                                       *prometheus.Desc
 }
 
 // Collector returns a Prometheus collector for the manager's consumers.
@@ -27,6 +28,16 @@ func (m *Manager) Collector() prometheus.Collector {
 	l := []string{"consumer"}
 	return &collector{
 		m: m,
+		processed: prometheus.NewDesc("warren_consumer_messages_processed_total",
+			"Messages the managed consumer handled successfully (acked).", l, nil),
+		failed: prometheus.NewDesc("warren_consumer_messages_failed_total",
+			"Handler failures (errors, panics, deadlines); each is retried, dead-lettered or requeued.", l, nil),
+		inFlight: prometheus.NewDesc("warren_consumer_in_flight",
+			"Messages being handled right now.", l, nil),
+		concurrency: prometheus.NewDesc("warren_consumer_concurrency",
+			"Maximum of concurrently handled messages (live setting).", l, nil),
+		prefetch: prometheus.NewDesc("warren_consumer_prefetch",
+			"Desired prefetch count (live setting).", l, nil),
 		retried: prometheus.NewDesc("warren_consumer_messages_retried_total",
 			"Failed messages scheduled for another attempt through a delay queue.", l, nil),
 		deadLettered: prometheus.NewDesc("warren_consumer_messages_dead_lettered_total",
@@ -48,7 +59,7 @@ func (m *Manager) Collector() prometheus.Collector {
 
 // Describe sends every descriptor the collector may produce.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.retried, c.deadLettered, c.staleAcks, c.slow, c.state, c.circuit, c.latency, c.e2e} {
+	for _, d := range []*prometheus.Desc{c.processed, c.failed, c.inFlight, c.concurrency, c.prefetch, c.retried, c.deadLettered, c.staleAcks, c.slow, c.state, c.circuit, c.latency, c.e2e} {
 		ch <- d
 	}
 }
@@ -59,11 +70,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, con := range c.m.consumers {
 		name := con.cfg.Name
 		s := &con.stats
+		st := con.status(now)
+		ch <- prometheus.MustNewConstMetric(c.processed, prometheus.CounterValue, float64(st.Processed), name)
+		ch <- prometheus.MustNewConstMetric(c.failed, prometheus.CounterValue, float64(st.Failed), name)
+		ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(st.InFlight), name)
+		ch <- prometheus.MustNewConstMetric(c.concurrency, prometheus.GaugeValue, float64(st.Concurrency), name)
+		ch <- prometheus.MustNewConstMetric(c.prefetch, prometheus.GaugeValue, float64(st.Prefetch), name)
 		ch <- prometheus.MustNewConstMetric(c.retried, prometheus.CounterValue, float64(s.retried.Load()), name)
 		ch <- prometheus.MustNewConstMetric(c.deadLettered, prometheus.CounterValue, float64(s.deadLettered.Load()), name)
 		ch <- prometheus.MustNewConstMetric(c.staleAcks, prometheus.CounterValue, float64(s.staleAcks.Load()), name)
 		ch <- prometheus.MustNewConstMetric(c.slow, prometheus.CounterValue, float64(s.slow.Load()), name)
-		st := con.status(now)
 		ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, 1, name, st.State)
 		if st.Circuit != "" {
 			ch <- prometheus.MustNewConstMetric(c.circuit, prometheus.GaugeValue, 1, name, st.Circuit)

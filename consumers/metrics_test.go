@@ -16,6 +16,8 @@ func TestCollectorExposesCountersStateAndHistogram(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &m.consumers[0].stats
+	s.processed.Add(12)
+	s.failed.Add(4)
 	s.retried.Add(3)
 	s.deadLettered.Add(2)
 	// 10 fast messages (2 ms) and one slow one (3 s).
@@ -50,6 +52,13 @@ func TestCollectorExposesCountersStateAndHistogram(t *testing.T) {
 			return c.GetValue()
 		}
 		return f.Metric[0].Gauge.GetValue()
+	}
+	if value("warren_consumer_messages_processed_total") != 12 || value("warren_consumer_messages_failed_total") != 4 ||
+		value("warren_consumer_concurrency") != 1 || value("warren_consumer_prefetch") != 1 || value("warren_consumer_in_flight") != 0 {
+		t.Fatalf("status series wrong:\n%s", text.String())
+	}
+	if fams["warren_consumer_messages_processed_total"].GetType().String() != "COUNTER" {
+		t.Fatalf("processed_total is not a counter")
 	}
 	if value("warren_consumer_messages_retried_total") != 3 || value("warren_consumer_messages_dead_lettered_total") != 2 {
 		t.Fatalf("counters wrong:\n%s", text.String())

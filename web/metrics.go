@@ -4,31 +4,27 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// collector exposes live state at scrape time, straight from the sources:
+// collector exposes the queue state at scrape time, straight from the sources:
 // nothing is copied into gauges between scrapes, so /metrics can never show a
 // queue that is gone or a value older than the last poll.
 type collector struct {
-	queues    QueueSource
-	consumers ConsumerController
+	queues QueueSource
 
 	queueMessages, queueReady, queueUnacked, queueConsumers *prometheus.Desc
 	queueIngress, queueEgress, queueDrain, queueDeadLetter  *prometheus.Desc
 	queueUtilisation                                        *prometheus.Desc
-
-	consumerProcessed, consumerFailed, consumerInFlight *prometheus.Desc
-	consumerConcurrency, consumerPrefetch               *prometheus.Desc
 
 	lastPollSuccess, lastPollTime *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
 
-func newCollector(q QueueSource, c ConsumerController) *collector {
+// Consumer series come from the consumers package's own collector (wired in
+// cmd/warren through Deps.Metrics), which reads the counters directly.
+func newCollector(q QueueSource) *collector {
 	queueLabels := []string{"vhost", "queue"}
-	consumerLabels := []string{"consumer"}
 	return &collector{
-		queues:    q,
-		consumers: c,
+		queues: q,
 
 		queueMessages: prometheus.NewDesc("warren_queue_messages",
 			"Messages in the queue (ready + unacknowledged) at the last poll. Absent when the broker did not report it.", queueLabels, nil),
@@ -49,17 +45,6 @@ func newCollector(q QueueSource, c ConsumerController) *collector {
 		queueDeadLetter: prometheus.NewDesc("warren_queue_dead_letter",
 			"1 if warren recognises the queue as a dead-letter queue, else 0.", queueLabels, nil),
 
-		consumerProcessed: prometheus.NewDesc("warren_consumer_messages_processed_total",
-			"Messages the managed consumer handled successfully (acked).", consumerLabels, nil),
-		consumerFailed: prometheus.NewDesc("warren_consumer_messages_failed_total",
-			"Messages whose handler failed (nacked).", consumerLabels, nil),
-		consumerInFlight: prometheus.NewDesc("warren_consumer_in_flight",
-			"Messages being handled right now.", consumerLabels, nil),
-		consumerConcurrency: prometheus.NewDesc("warren_consumer_concurrency",
-			"Configured maximum of concurrently handled messages (live setting).", consumerLabels, nil),
-		consumerPrefetch: prometheus.NewDesc("warren_consumer_prefetch",
-			"Configured prefetch count (live setting).", consumerLabels, nil),
-
 		lastPollSuccess: prometheus.NewDesc("warren_monitor_last_poll_success",
 			"1 if the last management-API poll succeeded, 0 if it failed or none happened yet.", nil, nil),
 		lastPollTime: prometheus.NewDesc("warren_monitor_last_poll_timestamp_seconds",
@@ -72,14 +57,13 @@ func (m *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		m.queueMessages, m.queueReady, m.queueUnacked, m.queueConsumers,
 		m.queueIngress, m.queueEgress, m.queueDrain, m.queueDeadLetter, m.queueUtilisation,
-		m.consumerProcessed, m.consumerFailed, m.consumerInFlight, m.consumerConcurrency, m.consumerPrefetch,
 		m.lastPollSuccess, m.lastPollTime,
 	} {
 		ch <- d
 	}
 }
 
-// Collect reads the latest snapshot and consumer statuses.
+// Collect reads the latest snapshot.
 func (m *collector) Collect(ch chan<- prometheus.Metric) {
 	snap := m.queues.Latest()
 	ok := 0.0
@@ -131,19 +115,6 @@ func (m *collector) Collect(ch chan<- prometheus.Metric) {
 			dlq = 1
 		}
 		emit(ch, m.queueDeadLetter, prometheus.GaugeValue, dlq, q.Vhost, q.Name)
-	}
-
-	seenConsumer := map[string]bool{}
-	for _, st := range m.consumers.List() {
-		if seenConsumer[st.Name] {
-			continue
-		}
-		seenConsumer[st.Name] = true
-		emit(ch, m.consumerProcessed, prometheus.CounterValue, float64(st.Processed), st.Name)
-		emit(ch, m.consumerFailed, prometheus.CounterValue, float64(st.Failed), st.Name)
-		emit(ch, m.consumerInFlight, prometheus.GaugeValue, float64(st.InFlight), st.Name)
-		emit(ch, m.consumerConcurrency, prometheus.GaugeValue, float64(st.Concurrency), st.Name)
-		emit(ch, m.consumerPrefetch, prometheus.GaugeValue, float64(st.Prefetch), st.Name)
 	}
 }
 

@@ -148,7 +148,7 @@ func New(d Deps) *Server {
 	// in one test binary do not collide.
 	s.registry = prometheus.NewRegistry()
 	s.registry.MustRegister(
-		newCollector(s.queues, s.consumers),
+		newCollector(s.queues),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
