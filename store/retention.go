@@ -166,17 +166,3 @@ func (s *Store) RunMaintenance(ctx context.Context, every time.Duration) error {
 		}
 	}
 }
-
-// RunRetention is RunMaintenance with the raw retention set to keep.
-//
-// Deprecated: use WithRetention at Open and RunMaintenance.
-func (s *Store) RunRetention(ctx context.Context, every, keep time.Duration) error {
-	if keep <= 0 {
-		return fmt.Errorf("running retention: keep must be positive, got %s", keep)
-	}
-	if every <= 0 {
-		return fmt.Errorf("running retention: interval must be positive, got %s", every)
-	}
-	s.retention.Raw = keep
-	return s.RunMaintenance(ctx, every)
-}

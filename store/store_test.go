@@ -557,22 +557,20 @@ func TestRetention(t *testing.T) {
 		}
 	})
 
-	t.Run("RunRetention", func(t *testing.T) {
+	t.Run("maintenance loop prunes raw samples", func(t *testing.T) {
 		if err := s.WriteQueueSamples(ctx, old, qs[:5]); err != nil {
 			t.Fatal(err)
 		}
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
-		go func() { done <- s.RunRetention(rctx, 10*time.Millisecond, time.Hour) }()
+		s.retention.Raw = time.Hour
+		go func() { done <- s.RunMaintenance(rctx, 10*time.Millisecond) }()
 		eventually(t, 10*time.Second, func() bool {
 			return countRows(t, s, "SELECT count(*) FROM queue_samples") == 3
 		})
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("RunRetention returned %v after cancel, want nil", err)
-		}
-		if err := s.RunRetention(ctx, 0, time.Hour); err == nil {
-			t.Error("RunRetention with a zero interval did not fail")
+			t.Errorf("RunMaintenance returned %v after cancel, want nil", err)
 		}
 	})
 }
