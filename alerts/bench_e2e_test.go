@@ -21,7 +21,8 @@ import (
 // BenchmarkAlertLatencyRealBroker measures, against the real broker and
 // management API, the time from the publish that takes a queue with no
 // consumer past its critical level to the firing webhook arriving at a
-// real receiver (poller 1s -> evaluator -> SQLite outbox -> dispatcher).
+// real receiver (poller 1s with the AMQP depth probe -> evaluator -> SQLite
+// outbox -> dispatcher).
 //
 //	go test ./alerts -run '^$' -bench AlertLatencyRealBroker -benchtime 5x
 func BenchmarkAlertLatencyRealBroker(b *testing.B) {
@@ -78,7 +79,9 @@ func BenchmarkAlertLatencyRealBroker(b *testing.B) {
 		e := alerts.NewEvaluator(st, hooks, nil, alerts.WithThresholds(limits), alerts.WithWaker(d))
 		seen := &depthWatcher{queue: q, want: 9, ch: make(chan struct{})}
 		p, err := monitor.NewPoller(monitor.PollerConfig{URL: "http://127.0.0.1:15672", Username: "guest", Password: "guest",
-			Interval: interval, Thresholds: limits}, st, []monitor.Observer{e, seen}, nil)
+			Interval: interval, Thresholds: limits,
+			// As `warren serve` wires it (management.probe_queues: 50).
+			Probe: monitor.ProbeConfig{AMQPURL: "amqp://guest:guest@127.0.0.1:5672/", MaxQueues: 50, Timeout: interval / 2}}, st, []monitor.Observer{e, seen}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

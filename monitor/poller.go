@@ -58,6 +58,9 @@ type PollerConfig struct {
 	// DeadLetterQueues are recognised as dead-letter queues whatever their
 	// name or bindings (e.g. the consumers' dead_letter_queue settings).
 	DeadLetterQueues []QueueRef
+	// Probe, when its MaxQueues is set, reads fresh ready counts over AMQP
+	// for some queues each poll (see probe.go for why).
+	Probe ProbeConfig
 }
 
 // QueueRef names one queue of one vhost.
@@ -87,6 +90,7 @@ type Poller struct {
 	rates   map[queueKey]rateState // for warren's own rate deltas
 	logged  map[string]bool        // oddities and one-off warnings already logged
 	metrics pollMetrics            // optional; set by NewCollector
+	probe   *prober                // nil: management API counts only
 }
 
 // NewPoller validates cfg, fills in defaults and returns a Poller. w may be
@@ -140,7 +144,17 @@ func NewPoller(cfg PollerConfig, w SampleWriter, observers []Observer, logger *s
 		}
 	}
 	endpoint := strings.TrimRight(cfg.URL, "/")
+	var probe *prober
+	switch {
+	case cfg.Probe.MaxQueues < 0:
+		return nil, fmt.Errorf("depth probe max queues %d: must not be negative", cfg.Probe.MaxQueues)
+	case cfg.Probe.MaxQueues > 0:
+		if probe, err = newProber(cfg.Probe, logger.With("component", "monitor")); err != nil {
+			return nil, err
+		}
+	}
 	return &Poller{
+		probe:     probe,
 		cfg:       cfg,
 		endpoint:  endpoint,
 		base:      http.DefaultTransport.(*http.Transport).Clone(),
@@ -171,6 +185,7 @@ func checkLevel(l Level) error {
 func (p *Poller) Run(ctx context.Context) error {
 	t := time.NewTicker(p.cfg.Interval)
 	defer t.Stop()
+	defer p.Close()
 	for {
 		snap := p.runOnce(ctx)
 		if snap.Duration > p.cfg.Interval {
@@ -270,7 +285,7 @@ func (p *Poller) runOnce(ctx context.Context) Snapshot {
 			p.metrics.observeWrite(time.Since(wstart))
 		}
 		p.logger.Debug("poll done", "queues", len(snap.Queues), "pages", stats.pages, "restarts", stats.restarts, "recovered", stats.recovered,
-			"duplicates", stats.duplicates, "odd_values", stats.oddValues,
+			"duplicates", stats.duplicates, "probed", stats.probed, "odd_values", stats.oddValues,
 			"duration_ms", snap.Duration.Milliseconds())
 	}
 
@@ -330,6 +345,9 @@ func (p *Poller) poll(ctx context.Context, at time.Time) (Snapshot, listStats, e
 	if err := p.markDeadLetters(ctx, queues); err != nil {
 		return snap, stats, err
 	}
+	if p.probe != nil {
+		stats.probed = p.probe.refresh(ctx, queues, p.cfg.Thresholds)
+	}
 	next, odd := deriveRates(p.rates, queues, at)
 	p.rates = next
 	stats.oddValues += len(odd)
@@ -364,6 +382,7 @@ func (p *Poller) logRecovery() {
 
 // listStats describes one listing, for the debug summary and tests.
 type listStats struct {
+	probed     int // queues whose ready count came from a depth probe
 	restarts   int
 	recovered  int // queues missed by paging, found by recheckMissing
 	pages      int

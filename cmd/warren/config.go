@@ -39,6 +39,9 @@ type managementConfig struct {
 	Password     string   `yaml:"password"`
 	PollInterval duration `yaml:"poll_interval"`
 	Timeout      duration `yaml:"timeout"`
+	// ProbeQueues bounds the AMQP passive declares per poll that read fresh
+	// ready counts (monitor/probe.go); 0 turns the probe off.
+	ProbeQueues int `yaml:"probe_queues"`
 }
 
 type storeConfig struct {
@@ -242,6 +245,7 @@ func defaultConfig() config {
 			Password:     "guest",
 			PollInterval: duration(5 * time.Second),
 			Timeout:      duration(10 * time.Second),
+			ProbeQueues:  50,
 		},
 		Store: storeConfig{Path: "warren.db"}, // retention: storeDefaults
 		Health: healthConfig{
@@ -416,6 +420,9 @@ func (c *config) validate() error {
 	}
 	if c.Management.PollInterval.D() < 100*time.Millisecond {
 		return validationError("management.poll_interval", "must be at least 100ms, got %s", c.Management.PollInterval.D())
+	}
+	if c.Management.ProbeQueues < 0 || c.Management.ProbeQueues > 10000 {
+		return validationError("management.probe_queues", "must be between 0 (off) and 10000, got %d", c.Management.ProbeQueues)
 	}
 	if c.Management.Timeout.D() <= 0 {
 		return validationError("management.timeout", "must be positive, got %s", c.Management.Timeout.D())

@@ -91,6 +91,12 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		// The consumers' dead-letter queues are dead-letter queues whatever
 		// their names.
 		DeadLetterQueues: deadLetterQueues(cfg),
+		Probe: monitor.ProbeConfig{
+			AMQPURL:   cfg.AMQPURL,
+			MaxQueues: cfg.Management.ProbeQueues,
+			Pinned:    probedQueues(cfg),
+			Timeout:   min(cfg.Management.Timeout.D(), cfg.Management.PollInterval.D()/2),
+		},
 	}, st, []monitor.Observer{evaluator}, logger)
 	if err != nil {
 		return err
@@ -160,6 +166,19 @@ func deadLetterQueues(cfg config) []monitor.QueueRef {
 		if c.DeadLetterQueue != "" {
 			out = append(out, monitor.QueueRef{Vhost: c.Vhost, Name: c.DeadLetterQueue})
 		}
+	}
+	return out
+}
+
+// probedQueues are the queues whose depth is read fresh at every poll:
+// the managed consumers' queues and those with their own thresholds (any vhost).
+func probedQueues(cfg config) []monitor.QueueRef {
+	var out []monitor.QueueRef
+	for _, c := range cfg.Consumers {
+		out = append(out, monitor.QueueRef{Vhost: c.Vhost, Name: c.Queue})
+	}
+	for name := range cfg.Health.Queues {
+		out = append(out, monitor.QueueRef{Name: name})
 	}
 	return out
 }
