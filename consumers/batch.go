@@ -150,10 +150,11 @@ func (c *consumer) handleBatch(s *subscription, batch []amqp.Delivery, throttled
 		delete(s.openBatches, first)
 		s.batchMu.Unlock()
 	}
-	elapsed := time.Since(start)
-	c.stats.observe(elapsed)
-	if thr := c.cfg.SlowProcessingThreshold; thr > 0 && elapsed >= thr {
-		c.stats.slow.Add(1)
+	if elapsed := time.Since(start); !c.opts.NoObservation {
+		c.stats.observe(elapsed)
+		if thr := c.cfg.SlowProcessingThreshold; thr > 0 && elapsed >= thr {
+			c.stats.slow.Add(1)
+		}
 	}
 	if throttled {
 		c.thr.lim.release()

@@ -32,6 +32,7 @@ type consumer struct {
 	thr          *throttle  // always present; its knobs may be off
 
 	lim      *limiter
+	jobs     chan job     // unbuffered: to idle handler workers (workers.go)
 	prefetch atomic.Int64 // desired prefetch
 	applied  atomic.Int64 // prefetch of the live subscription, 0 when none
 	paused   atomic.Bool
@@ -158,6 +159,7 @@ func newConsumer(cfg Config, h HandlerFunc, amqpURL string, opts Options, pub *p
 		c.watch = newWatchdog(cfg.HandlerTimeout, cfg.MaxConcurrency)
 	}
 	c.workCtx, c.cancelWork = context.WithCancel(context.Background())
+	c.jobs = make(chan job)
 	return c
 }
 
@@ -836,7 +838,7 @@ func (c *consumer) dispatch(s *subscription) {
 			}
 			c.stats.inFlight.Add(1)
 			s.handlers.Add(1)
-			go c.handle(s, d, held)
+			c.submit(job{s: s, d: d, throttled: held})
 		case <-s.draining:
 			if held {
 				c.thr.lim.release()
@@ -876,7 +878,9 @@ func (c *consumer) handle(s *subscription, d amqp.Delivery, throttled bool) {
 	if throttled {
 		c.thr.lim.release()
 	}
-	c.observeMessage(&d, start, elapsed, o)
+	if !c.opts.NoObservation {
+		c.observeMessage(&d, start, elapsed, o)
+	}
 	c.stats.inFlight.Add(-1)
 	c.lim.release()
 }

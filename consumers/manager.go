@@ -85,6 +85,11 @@ type Options struct {
 	// connection that misses heartbeats is closed by the client library and
 	// recovers like any closed connection. Default 10s.
 	Heartbeat time.Duration
+	// NoObservation turns off per-message observation: latency histograms
+	// (and so latency percentiles), end-to-end latency, per-type aggregates
+	// and slow-message detection. Counters and the rate stay. It exists to
+	// measure what observation costs (bench/).
+	NoObservation bool
 }
 
 // Interceptor wraps the handler of one consumer.
