@@ -57,6 +57,13 @@ type AckSource interface {
 	AlertAck(ctx context.Context, alertID string) (Ack, bool, error)
 }
 
+// NotifiedSource tells, per firing alert id, when its last firing
+// notification entered the outbox, so a restart keeps the repeat interval's
+// rhythm instead of starting it afresh.
+type NotifiedSource interface {
+	LastNotified(ctx context.Context) (map[string]time.Time, error)
+}
+
 // alertKey identifies one alert target: a rule on a queue (or, for
 // broker-wide rules, on a node or on nothing).
 type alertKey struct {
@@ -91,7 +98,8 @@ type Evaluator struct {
 	// so a restart starts a rule's "for" afresh.
 	pending map[alertKey]time.Time
 	// notifiedAt is the poll time of each firing alert's last
-	// notification (or, after Load, of its first poll), for repeats.
+	// notification (after Load: when its last one entered the outbox), for
+	// repeats.
 	notifiedAt map[alertKey]time.Time
 	// queuedAt is when the last poll's notifications entered the outbox.
 	queuedAt time.Time
@@ -150,6 +158,17 @@ func (e *Evaluator) loadLocked(ctx context.Context) error {
 	}
 	e.active = active
 	e.notifiedAt = make(map[alertKey]time.Time)
+	if src, ok := e.st.(NotifiedSource); ok && len(active) > 0 {
+		last, err := src.LastNotified(ctx)
+		if err != nil {
+			return fmt.Errorf("loading when alerts last notified: %w", err)
+		}
+		for key, a := range active {
+			if t, ok := last[a.ID]; ok {
+				e.notifiedAt[key] = t
+			}
+		}
+	}
 	e.loaded = true
 	e.log.Debug("loaded active alerts", "count", len(active))
 	return nil
@@ -420,8 +439,8 @@ func (e *Evaluator) repeat(ctx context.Context, key alertKey, cur Alert, v float
 	}
 	last, ok := e.notifiedAt[key]
 	if !ok {
-		// Loaded after a restart: when it last notified is not kept,
-		// so the interval starts now rather than repeating at once.
+		// Loaded after a restart without a record of its last
+		// notification: the interval starts now rather than repeating at once.
 		e.notifiedAt[key] = at
 		return
 	}

@@ -117,3 +117,45 @@ func TestNoRepeatByDefault(t *testing.T) {
 		t.Errorf("outbox %v, want one firing notification", summary(ns))
 	}
 }
+
+// A restart keeps the repeat interval's rhythm: the repeat is due one
+// interval after the last notification before the restart, not one interval
+// after the restart.
+func TestRepeatIntervalSurvivesRestart(t *testing.T) {
+	st := newStore(t)
+	ctx := context.Background()
+	hooks := []alerts.WebhookConfig{{Name: "ops", URL: "http://127.0.0.1:9/unused", Format: "generic"}}
+	newEval := func() *alerts.Evaluator {
+		e := alerts.NewEvaluator(st, hooks, testLogger(t), alerts.WithThresholds(testThresholds),
+			alerts.WithRepeatInterval(time.Minute))
+		if err := e.Load(ctx); err != nil {
+			t.Fatalf("Load: %v", err)
+		}
+		return e
+	}
+	q := uniqueQueue(t, "q")
+	// Poll times on the wall clock: the outbox's creation times are.
+	start := time.Now().UTC().Truncate(time.Millisecond)
+	observe := func(e *alerts.Evaluator, offset time.Duration, messages int64) {
+		s := newClock().snap(depth("/", q, messages))
+		s.At = start.Add(offset)
+		e.ObserveSnapshot(ctx, s)
+	}
+	count := func() int { return len(pending(t, st)) }
+
+	e := newEval()
+	observe(e, 0, 30) // fires
+	observe(e, 30*time.Second, 31)
+	if n := count(); n != 1 {
+		t.Fatalf("after firing: %d outbox rows, want 1", n)
+	}
+	e = newEval() // restart
+	observe(e, 40*time.Second, 31)
+	if n := count(); n != 1 {
+		t.Fatalf("right after the restart: %d outbox rows, want still 1", n)
+	}
+	observe(e, 62*time.Second, 32)
+	if n := count(); n != 2 {
+		t.Fatalf("one interval after the notification before the restart: %d outbox rows, want 2 (a repeat)", n)
+	}
+}

@@ -133,3 +133,27 @@ func (s *Store) DeliveryLog(ctx context.Context, limit int) ([]alerts.Attempt, e
 	}
 	return out, nil
 }
+
+// LastNotified returns, for each firing alert, when its last firing
+// notification entered the outbox (alerts.NotifiedSource).
+func (s *Store) LastNotified(ctx context.Context) (map[string]time.Time, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT o.alert_id, max(o.created_at) FROM alert_outbox o
+		JOIN alerts a ON a.id = o.alert_id
+		WHERE a.state = 'firing' AND o.status = 'firing' GROUP BY o.alert_id`)
+	if err != nil {
+		return nil, fmt.Errorf("reading last notifications: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var (
+			id string
+			at int64
+		)
+		if err := rows.Scan(&id, &at); err != nil {
+			return nil, fmt.Errorf("reading last notifications: %w", err)
+		}
+		out[id] = fromMs(at)
+	}
+	return out, rows.Err()
+}
