@@ -108,7 +108,7 @@ func (e *Evaluator) observeConsumers(ctx context.Context, at, queuedAt time.Time
 	}
 	for key := range e.pending {
 		if slices.Contains(consumerRules, key.rule) && !seen[key] {
-			delete(e.pending, key)
+			e.clearPending(ctx, key)
 		}
 	}
 	sortKeys(gone)

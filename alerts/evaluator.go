@@ -57,6 +57,30 @@ type AckSource interface {
 	AlertAck(ctx context.Context, alertID string) (Ack, bool, error)
 }
 
+// PendingWait is a condition waiting out its rule's "for" duration: seen
+// since Since, last seen at SeenAt.
+type PendingWait struct {
+	Rule, Vhost, Queue string
+	Since, SeenAt      time.Time
+}
+
+// PendingStore keeps the "for" waits across restarts. A wait last seen
+// more than pendingGrace before the poll that sees its condition again
+// (warren was down longer, so the condition may have cleared meanwhile)
+// starts again.
+type PendingStore interface {
+	SavePending(ctx context.Context, w PendingWait) error
+	DeletePending(ctx context.Context, rule, vhost, queue string) error
+	PendingWaits(ctx context.Context) ([]PendingWait, error)
+}
+
+// pendingGrace bounds the downtime across which a "for" wait continues;
+// pendingRefresh is how often a holding wait's SeenAt is written.
+const (
+	pendingGrace   = 5 * time.Minute
+	pendingRefresh = time.Minute
+)
+
 // NotifiedSource tells, per firing alert id, when its last firing
 // notification entered the outbox, so a restart keeps the repeat interval's
 // rhythm instead of starting it afresh.
@@ -94,9 +118,13 @@ type Evaluator struct {
 	loaded bool
 	active map[alertKey]Alert
 	// pending holds when each target's condition was first seen (without
-	// an intervening known value below warning); it lives in memory only,
-	// so a restart starts a rule's "for" afresh.
+	// an intervening known value below warning); mirrored in the store when
+	// it is a PendingStore, so a short restart continues the wait.
 	pending map[alertKey]time.Time
+	// pendingSeen is the last poll that saw each wait's condition;
+	// pendingSaved when that was last written to a PendingStore.
+	pendingSeen  map[alertKey]time.Time
+	pendingSaved map[alertKey]time.Time
 	// notifiedAt is the poll time of each firing alert's last
 	// notification (after Load: when its last one entered the outbox), for
 	// repeats.
@@ -115,11 +143,13 @@ func NewEvaluator(st Store, webhooks []WebhookConfig, logger *slog.Logger, opts 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	e := &Evaluator{
-		st:         st,
-		log:        logger.With("component", "alerts"),
-		active:     make(map[alertKey]Alert),
-		pending:    make(map[alertKey]time.Time),
-		notifiedAt: make(map[alertKey]time.Time),
+		st:           st,
+		log:          logger.With("component", "alerts"),
+		active:       make(map[alertKey]Alert),
+		pending:      make(map[alertKey]time.Time),
+		pendingSeen:  make(map[alertKey]time.Time),
+		pendingSaved: make(map[alertKey]time.Time),
+		notifiedAt:   make(map[alertKey]time.Time),
 	}
 	for _, w := range webhooks {
 		e.webhooks = append(e.webhooks, w.Name)
@@ -169,8 +199,11 @@ func (e *Evaluator) loadLocked(ctx context.Context) error {
 			}
 		}
 	}
+	if err := e.loadPending(ctx); err != nil {
+		return err
+	}
 	e.loaded = true
-	e.log.Debug("loaded active alerts", "count", len(active))
+	e.log.Debug("loaded active alerts", "count", len(active), "pending", len(e.pending))
 	return nil
 }
 
@@ -266,7 +299,7 @@ func (e *Evaluator) ObserveSnapshot(ctx context.Context, s monitor.Snapshot) {
 	}
 	for key := range e.pending {
 		if !seen[key] && key.rule != RuleMonitoringBlind && !slices.Contains(consumerRules, key.rule) {
-			delete(e.pending, key)
+			e.clearPending(ctx, key)
 		}
 	}
 	sortKeys(gone)
@@ -340,7 +373,7 @@ func (e *Evaluator) evaluate(ctx context.Context, o observation, at, queuedAt ti
 	eff := e.rules.Resolve(key.rule, key.vhost, key.queue)
 	cur, firing := e.active[key]
 	if !eff.Enabled {
-		delete(e.pending, key)
+		e.clearPending(ctx, key)
 		if firing {
 			// The rule was switched off: nothing watches the condition any
 			// more, so the alert must not stay open forever.
@@ -361,18 +394,14 @@ func (e *Evaluator) evaluate(ctx context.Context, o observation, at, queuedAt ti
 	}
 	if !firing {
 		if level == "" {
-			delete(e.pending, key)
+			e.clearPending(ctx, key)
 			return
 		}
-		since, ok := e.pending[key]
-		if !ok {
-			since = at
-			e.pending[key] = at
-		}
+		since := e.notePending(ctx, key, at)
 		if at.Sub(since) < eff.For {
 			return
 		}
-		delete(e.pending, key)
+		e.clearPending(ctx, key)
 		a := Alert{
 			ID:        newAlertID(key, at),
 			Rule:      key.rule,
@@ -574,4 +603,71 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
 	return hex.EncodeToString(b)
+}
+
+// loadPending restores the "for" waits kept in the store. Whether one
+// still counts is decided by the first poll that sees its condition again
+// (see notePending); targets no poll reports are dropped like any wait.
+func (e *Evaluator) loadPending(ctx context.Context) error {
+	e.pending = make(map[alertKey]time.Time)
+	e.pendingSeen = make(map[alertKey]time.Time)
+	e.pendingSaved = make(map[alertKey]time.Time)
+	ps, ok := e.st.(PendingStore)
+	if !ok {
+		return nil
+	}
+	waits, err := ps.PendingWaits(ctx)
+	if err != nil {
+		return fmt.Errorf("loading pending alert waits: %w", err)
+	}
+	for _, w := range waits {
+		key := alertKey{w.Rule, w.Vhost, w.Queue}
+		e.pending[key] = w.Since
+		e.pendingSeen[key] = w.SeenAt
+		e.pendingSaved[key] = w.SeenAt
+	}
+	return nil
+}
+
+// notePending records that key's condition holds at at and returns since
+// when it has held. The store learns of a new wait at once and of a holding
+// one at most every pendingRefresh; a failed write is logged, not fatal
+// (the wait then only lives in memory).
+func (e *Evaluator) notePending(ctx context.Context, key alertKey, at time.Time) time.Time {
+	since, ok := e.pending[key]
+	if ok && at.Sub(e.pendingSeen[key]) > pendingGrace {
+		// Not seen for longer than the grace (warren was down, or polls
+		// failed): the condition may have cleared meanwhile; wait afresh.
+		ok = false
+	}
+	if !ok {
+		since = at
+		e.pending[key] = at
+	}
+	e.pendingSeen[key] = at
+	ps, isPS := e.st.(PendingStore)
+	if !isPS || (ok && at.Sub(e.pendingSaved[key]) < pendingRefresh) {
+		return since
+	}
+	if err := ps.SavePending(ctx, PendingWait{Rule: key.rule, Vhost: key.vhost, Queue: key.queue, Since: since, SeenAt: at}); err != nil {
+		e.log.Warn("saving a pending alert wait", "rule", key.rule, "queue", key.queue, "err", err)
+		return since
+	}
+	e.pendingSaved[key] = at
+	return since
+}
+
+// clearPending ends key's wait, in memory and in the store.
+func (e *Evaluator) clearPending(ctx context.Context, key alertKey) {
+	if _, ok := e.pending[key]; !ok {
+		return
+	}
+	delete(e.pending, key)
+	delete(e.pendingSeen, key)
+	delete(e.pendingSaved, key)
+	if ps, ok := e.st.(PendingStore); ok {
+		if err := ps.DeletePending(ctx, key.rule, key.vhost, key.queue); err != nil {
+			e.log.Warn("deleting a pending alert wait", "rule", key.rule, "queue", key.queue, "err", err)
+		}
+	}
 }
