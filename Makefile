@@ -24,10 +24,15 @@ generate:
 	$(GO) tool templ generate
 
 # Side-by-side benchmarks on the local broker (loadgen pacing vs the broker's
-# counters; managed vs plain consumer over prefetch x concurrency); rewrites
-# the bench sections of BENCHMARKS.md. About 6 minutes on 2 cores.
+# counters; managed vs plain consumer over prefetch x concurrency; cost of
+# observation; batch sizes with SQLite; live-change latency; alert latency;
+# monitor cost vs queue count); rewrites the bench sections of BENCHMARKS.md.
+# About 11 minutes on 2 cores. BENCH_FLAGS passes flags to the program, e.g.
+# BENCH_FLAGS='-quick' for a one-minute smoke run, or '-only batch,alert-latency'
+# (`go run ./bench -help` lists them).
+BENCH_FLAGS ?=
 bench: broker
-	$(GO) run ./bench
+	$(GO) run ./bench $(BENCH_FLAGS)
 
 # Monitor and store benchmarks (BENCHMARKS.md, "Monitor and store"): a poll
 # of 10,000 queues from a fake management API into a real store, and chart
@@ -37,6 +42,13 @@ bench: broker
 bench-monitor:
 	$(GO) test ./store -run '^$$' -bench Poll10k -benchtime 10x -count 3 -benchmem
 	$(GO) test ./store -run '^$$' -bench QueueSeries -benchtime 200x -timeout 60m
+
+# Screenshots of every page at desktop (1280x800) and phone (390x844) width
+# into docs/screenshots/: the real server with queues on the local broker, a
+# consumer under load and firing alerts, captured in headless Chromium.
+.PHONY: screenshots
+screenshots: broker chromium
+	WARREN_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test ./cmd/warren -run '^TestScreenshots$$' -count=1 -timeout 10m -v
 
 # Fails when `make generate` would change the templ output in the tree
 # (a stale or missing *_templ.go), comparing checksums before and after.

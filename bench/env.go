@@ -141,7 +141,7 @@ func rewriteSections(file string, sections map[string]string) error {
 	if err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("reading %s: %w", file, err)
 	}
-	for _, name := range []string{"loadgen", "consumers"} {
+	for _, name := range suiteNames() {
 		body, ok := sections[name]
 		if !ok {
 			continue
