@@ -32,7 +32,6 @@ type consumer struct {
 	thr          *throttle  // always present; its knobs may be off
 
 	lim      *limiter
-	jobs     chan job     // unbuffered: to idle handler workers (workers.go)
 	prefetch atomic.Int64 // desired prefetch
 	applied  atomic.Int64 // prefetch of the live subscription, 0 when none
 	paused   atomic.Bool
@@ -104,8 +103,11 @@ type subscription struct {
 	chClosed   chan *amqp.Error
 	cancelled  chan string // basic.cancel from the broker (queue deleted)
 
-	handlers     sync.WaitGroup // handler goroutines of this subscription
-	dispatchDone chan struct{}  // closed when the dispatcher returned
+	handlers     sync.WaitGroup // handlers running for this subscription
+	dispatchDone chan struct{}  // closed when its last worker returned
+	wmu          sync.Mutex     // guards workers and workersEnded
+	workers      atomic.Int64   // worker goroutines (workers.go); written under wmu
+	workersEnded bool           // no worker may start any more
 	draining     chan struct{}  // closed: requeue deliveries not yet started
 	drainOnce    sync.Once
 	retireOnce   sync.Once
@@ -159,7 +161,6 @@ func newConsumer(cfg Config, h HandlerFunc, amqpURL string, opts Options, pub *p
 		c.watch = newWatchdog(cfg.HandlerTimeout, cfg.MaxConcurrency)
 	}
 	c.workCtx, c.cancelWork = context.WithCancel(context.Background())
-	c.jobs = make(chan job)
 	return c
 }
 
@@ -796,58 +797,6 @@ func (c *consumer) closeAll() {
 		}
 	}
 	c.setState(StateStopped, nil)
-}
-
-// dispatch moves deliveries from one subscription to handler goroutines,
-// one permit of the shared limiter per message. The permit is taken before
-// reading the next delivery, so a message is only taken off the channel when
-// it can start at once, and in-flight work never exceeds the limit.
-func (c *consumer) dispatch(s *subscription) {
-	defer close(s.dispatchDone)
-	for {
-		select {
-		case <-c.lim.tokens:
-		case <-s.draining:
-			c.requeueBuffered(s)
-			return
-		case <-s.chClosed:
-			// The channel is gone; the broker requeues its unacked messages.
-			return
-		}
-		held, ok := c.thr.wait(s)
-		if !ok {
-			if held {
-				c.thr.lim.release()
-			}
-			c.lim.release()
-			select {
-			case <-s.draining:
-				c.requeueBuffered(s)
-			default:
-			}
-			return
-		}
-		select {
-		case d, ok := <-s.deliveries:
-			if !ok {
-				if held {
-					c.thr.lim.release()
-				}
-				c.lim.release()
-				return
-			}
-			c.stats.inFlight.Add(1)
-			s.handlers.Add(1)
-			c.submit(job{s: s, d: d, throttled: held})
-		case <-s.draining:
-			if held {
-				c.thr.lim.release()
-			}
-			c.lim.release()
-			c.requeueBuffered(s)
-			return
-		}
-	}
 }
 
 // requeueBuffered nacks (requeue) what the client already received but no

@@ -563,6 +563,9 @@ func (m *Manager) Update(ctx context.Context, name string, ch Change) (Status, e
 	if ch.Concurrency != nil {
 		if old := c.lim.current(); old != *ch.Concurrency {
 			c.lim.setLimit(*ch.Concurrency)
+			if s := c.live.Load(); s != nil && c.batchHandler == nil {
+				c.fitWorkers(s) // a raise takes effect now, not after the next message
+			}
 			c.logger.Info("concurrency changed", "concurrency", *ch.Concurrency, "previous", old)
 		}
 	}

@@ -1,55 +1,118 @@
 package consumers
 
-import (
-	"time"
+// Workers: each subscription runs as many goroutines as the concurrency
+// limit, and each takes a permit, then a delivery straight from the
+// subscription's channel, and runs the handler itself, as a hand-written
+// amqp091-go consumer does. An earlier design had one dispatcher goroutine
+// hand every delivery to a handler goroutine: one more goroutine wake-up per
+// message (and a goroutine, with its stack growth, per message before that),
+// which on two shared cores cost several µs of CPU per message.
+//
+// The permit is taken before the delivery is read, so a message is only
+// taken off the channel when it can start at once, and in-flight work never
+// exceeds the limit. The number of workers follows the limit: a raise starts
+// more (from Update at once, and from any worker after its message); after a
+// cut, workers beyond the limit end after their message.
 
-	amqp "github.com/rabbitmq/amqp091-go"
-)
-
-// Handlers run on goroutines that outlive one message. A goroutine per
-// message paid, for every message, for its creation and for growing its
-// stack again from the minimum through amqp091-go's ack path (about a tenth
-// of the consumer's CPU in a profile of the serve defaults). The limiter still
-// bounds how many run at once; the workers only carry them.
-
-// workerIdle is how long a worker waits for a next message before it ends,
-// so a burst's extra workers do not linger.
-const workerIdle = 10 * time.Second
-
-// job is one delivery on its way to a handler.
-type job struct {
-	s         *subscription
-	d         amqp.Delivery
-	throttled bool
+// dispatch starts the subscription's workers.
+func (c *consumer) dispatch(s *subscription) {
+	c.fitWorkers(s)
 }
 
-// submit hands j to an idle worker, or starts a new one when none is
-// waiting. The caller holds a limiter permit for j, so at most as many
-// workers are busy as permits exist; a worker between two messages can make
-// submit start one more, which ends after workerIdle.
-func (c *consumer) submit(j job) {
-	select {
-	case c.jobs <- j:
-	default:
-		go c.worker(j)
+// fitWorkers starts workers until the subscription has as many as the
+// concurrency limit. Extra workers are ended by the workers themselves.
+func (c *consumer) fitWorkers(s *subscription) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.workersEnded {
+		return
+	}
+	for n := int64(c.lim.current()); s.workers.Load() < n; {
+		s.workers.Add(1)
+		go c.work(s)
 	}
 }
 
-// worker handles j, then further jobs, until it idles for workerIdle or the
-// consumer's work context ends (closeAll).
-func (c *consumer) worker(j job) {
-	idle := time.NewTimer(workerIdle)
-	defer idle.Stop()
+// leave ends a worker: always when stopping, otherwise only if there are
+// more workers than the limit. It reports whether the worker must return.
+// The last worker to stop closes dispatchDone: no handler starts after it.
+func (c *consumer) leave(s *subscription, stopping bool) bool {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if !stopping && s.workers.Load() <= int64(c.lim.current()) {
+		return false
+	}
+	if stopping {
+		s.workersEnded = true // a raise now must not start workers for a dead subscription
+	}
+	if s.workers.Add(-1) == 0 && s.workersEnded {
+		close(s.dispatchDone)
+	}
+	return true
+}
+
+// work is one worker of subscription s.
+func (c *consumer) work(s *subscription) {
 	for {
-		c.handle(j.s, j.d, j.throttled)
-		j = job{} // do not keep the delivery's body alive while idle
-		idle.Reset(workerIdle)
-		select {
-		case j = <-c.jobs:
-		case <-idle.C:
-			return
-		case <-c.workCtx.Done():
+		if !c.takeAndHandle(s) {
+			c.leave(s, true)
 			return
 		}
+		// Cheap check first: two atomic loads per message.
+		if n, limit := s.workers.Load(), int64(c.lim.current()); n != limit {
+			if n < limit {
+				c.fitWorkers(s)
+			} else if c.leave(s, false) {
+				return
+			}
+		}
+	}
+}
+
+// takeAndHandle takes a permit and a delivery and handles it. It returns
+// false when the subscription is ending (draining: deliveries not started are
+// requeued; channel closed: the broker requeues them).
+func (c *consumer) takeAndHandle(s *subscription) bool {
+	select {
+	case <-c.lim.tokens:
+	case <-s.draining:
+		c.requeueBuffered(s)
+		return false
+	case <-s.chClosed:
+		return false
+	}
+	held, ok := c.thr.wait(s)
+	if !ok {
+		if held {
+			c.thr.lim.release()
+		}
+		c.lim.release()
+		select {
+		case <-s.draining:
+			c.requeueBuffered(s)
+		default:
+		}
+		return false
+	}
+	select {
+	case d, ok := <-s.deliveries:
+		if !ok {
+			if held {
+				c.thr.lim.release()
+			}
+			c.lim.release()
+			return false
+		}
+		c.stats.inFlight.Add(1)
+		s.handlers.Add(1)
+		c.handle(s, d, held)
+		return true
+	case <-s.draining:
+		if held {
+			c.thr.lim.release()
+		}
+		c.lim.release()
+		c.requeueBuffered(s)
+		return false
 	}
 }
