@@ -73,6 +73,14 @@ func (c *consumer) work(s *subscription) {
 // false when the subscription is ending (draining: deliveries not started are
 // requeued; channel closed: the broker requeues them).
 func (c *consumer) takeAndHandle(s *subscription) bool {
+	// Draining wins over a free permit: a worker back from its message
+	// finds both ready, and select would pick either.
+	select {
+	case <-s.draining:
+		c.requeueBuffered(s)
+		return false
+	default:
+	}
 	select {
 	case <-c.lim.tokens:
 	case <-s.draining:
@@ -102,6 +110,20 @@ func (c *consumer) takeAndHandle(s *subscription) bool {
 			}
 			c.lim.release()
 			return false
+		}
+		select {
+		case <-s.draining:
+			// Both were ready; this message must not start after intake stopped.
+			if err := d.Nack(false, true); err != nil {
+				c.logger.Debug("requeueing unstarted delivery failed", "err", err)
+			}
+			if held {
+				c.thr.lim.release()
+			}
+			c.lim.release()
+			c.requeueBuffered(s)
+			return false
+		default:
 		}
 		c.stats.inFlight.Add(1)
 		s.handlers.Add(1)
