@@ -50,6 +50,14 @@ bench-monitor:
 screenshots: broker chromium
 	WARREN_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test ./cmd/warren -run '^TestScreenshots$$' -count=1 -timeout 10m -v
 
+# Dashboard and JSON API at 10,000 queues (BENCHMARKS.md, "Dashboard and
+# API"): a 32-connection load client against the real web handler with a
+# fake 10,000-queue source, and the server's cost per request in process.
+# About 2 minutes; rewrites its section of BENCHMARKS.md.
+.PHONY: bench-web
+bench-web:
+	$(GO) run ./bench/web -duration 15s -conns 32 -queues 10000 -write
+
 # Fails when `make generate` would change the templ output in the tree
 # (a stale or missing *_templ.go), comparing checksums before and after.
 check-generate:

@@ -22,6 +22,8 @@ var pruneStatements = map[string]string{
 	"queue_rollups_1h": queuePruneSQL("queue_rollups_1h"),
 	"consumer_samples": `DELETE FROM consumer_samples WHERE rowid IN
 		(SELECT rowid FROM consumer_samples WHERE ts < ? LIMIT ?)`,
+	"alert_delivery_attempts": `DELETE FROM alert_delivery_attempts WHERE rowid IN
+		(SELECT rowid FROM alert_delivery_attempts WHERE at < ? LIMIT ?)`,
 }
 
 func queuePruneSQL(table string) string {
@@ -78,6 +80,8 @@ func (s *Store) PruneAll(ctx context.Context, now time.Time) (int64, error) {
 	}{
 		{"queue_rollups_1m", s.retention.Minute},
 		{"queue_rollups_1h", s.retention.Hour},
+		// The delivery log is kept as long as the longest chart history.
+		{"alert_delivery_attempts", s.retention.Hour},
 	} {
 		n, err := s.pruneTable(ctx, p.table, ms(now.Add(-p.keep)))
 		total += n
@@ -85,7 +89,12 @@ func (s *Store) PruneAll(ctx context.Context, now time.Time) (int64, error) {
 			return total, err
 		}
 	}
-	n, err := s.pruneQueueIDs(ctx)
+	n, err := s.PruneAudit(ctx, now.Add(-DefaultAuditRetention))
+	total += n
+	if err != nil {
+		return total, err
+	}
+	n, err = s.pruneQueueIDs(ctx)
 	return total + n, err
 }
 

@@ -126,8 +126,9 @@ func (s *Store) WriteConsumerSamples(ctx context.Context, samples []consumers.Sa
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO consumer_samples
-			(ts, consumer, interval_ms, processed, failed, slow, p50_ms, p95_ms, p99_ms, max_ms)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+			(ts, consumer, interval_ms, processed, failed, slow, p50_ms, p95_ms, p99_ms, max_ms,
+			 retried, dead_lettered, e2e_p50_ms, e2e_p95_ms, e2e_p99_ms)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
@@ -136,11 +137,14 @@ func (s *Store) WriteConsumerSamples(ctx context.Context, samples []consumers.Sa
 			if _, err := stmt.ExecContext(ctx, ms(c.At), c.Consumer, c.Interval.Milliseconds(),
 				c.Processed, c.Failed, c.Slow,
 				nullFloat(c.LatencyP50Ms), nullFloat(c.LatencyP95Ms),
-				nullFloat(c.LatencyP99Ms), nullFloat(c.LatencyMaxMs)); err != nil {
+				nullFloat(c.LatencyP99Ms), nullFloat(c.LatencyMaxMs),
+				c.Retried, c.DeadLettered,
+				nullFloat(c.E2EP50Ms), nullFloat(c.E2EP95Ms), nullFloat(c.E2EP99Ms)); err != nil {
 				return fmt.Errorf("consumer %q: %w", c.Consumer, err)
 			}
 		}
-		return nil
+		// The chart rollups move with the samples (consumer_series.go).
+		return s.rollupConsumerSamples(ctx, tx, samples)
 	})
 	if err != nil {
 		return fmt.Errorf("writing %d consumer samples: %w", len(samples), err)

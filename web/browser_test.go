@@ -95,8 +95,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	if _, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "America/Chicago"}); err != nil {
 		t.Fatalf("setting the time zone: %v", err)
 	}
-	if err := chromedp.Do(ctx, chromedp.Navigate(f.http.URL+"/")); err != nil {
-		t.Fatalf("loading the dashboard: %v", err)
+	// The consumer table, where the controls are.
+	if err := chromedp.Do(ctx, chromedp.Navigate(f.http.URL+"/consumers")); err != nil {
+		t.Fatalf("loading the consumers page: %v", err)
 	}
 	row := `tr[data-consumer="demo"]`
 	input := row + ` form.concurrency input[name="value"]`
@@ -197,6 +198,11 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 
 	t.Run("a failed poll shows in the header", func(t *testing.T) {
+		// The overview, whose refresh carries the header badge.
+		if err := chromedp.Do(ctx, chromedp.Navigate(f.http.URL+"/")); err != nil {
+			t.Fatalf("loading the overview: %v", err)
+		}
+		browsertest.WaitJS(t, ctx, 20*time.Second, "the overview", `typeof htmx !== "undefined" && document.getElementById("overview") !== null`)
 		f.queues.set(monitor.Snapshot{At: pollTime, Err: fmt.Errorf("polling queues: %w for user %q (HTTP 401)", monitor.ErrCredentialsRejected, "guest")})
 		browsertest.WaitJS(t, ctx, 10*time.Second, "the management API badge",
 			`document.getElementById("broker").textContent === "management API: credentials rejected"`)

@@ -93,7 +93,7 @@ func (s *Server) apiPatchConsumer(c echo.Context) error {
 	}
 	// A missing consumer is 404 whatever the body said, but only after the
 	// body was found well-formed (a bad body is the client's first problem).
-	st, err := s.consumers.Update(c.Request().Context(), name, ch)
+	st, err := s.updateConsumer(c, name, ch)
 	if err != nil {
 		return consumerError(name, err)
 	}
@@ -102,12 +102,12 @@ func (s *Server) apiPatchConsumer(c echo.Context) error {
 
 // apiPause is POST /api/consumers/{name}/pause.
 func (s *Server) apiPause(c echo.Context) error {
-	return s.apiStateChange(c, s.consumers.Pause)
+	return s.apiStateChange(c, s.consumerStateAction(c, auditPause, s.consumers.Pause))
 }
 
 // apiResume is POST /api/consumers/{name}/resume.
 func (s *Server) apiResume(c echo.Context) error {
-	return s.apiStateChange(c, s.consumers.Resume)
+	return s.apiStateChange(c, s.consumerStateAction(c, auditResume, s.consumers.Resume))
 }
 
 func (s *Server) apiStateChange(c echo.Context, do func(context.Context, string) (consumers.Status, error)) error {
@@ -279,7 +279,7 @@ func (s *Server) uiChange(c echo.Context, field string, current func(consumers.S
 	default:
 		return s.uiRowError(c, name, field, fmt.Errorf("unknown operation %q: %w", clip(op, 20), errBadForm))
 	}
-	st, err := s.consumers.Update(c.Request().Context(), name, change(target))
+	st, err := s.updateConsumer(c, name, change(target))
 	if err != nil {
 		return s.uiRowError(c, name, field, err)
 	}
@@ -287,10 +287,14 @@ func (s *Server) uiChange(c echo.Context, field string, current func(consumers.S
 }
 
 // uiPause is POST /ui/consumers/{name}/pause.
-func (s *Server) uiPause(c echo.Context) error { return s.uiState(c, s.consumers.Pause) }
+func (s *Server) uiPause(c echo.Context) error {
+	return s.uiState(c, s.consumerStateAction(c, auditPause, s.consumers.Pause))
+}
 
 // uiResume is POST /ui/consumers/{name}/resume.
-func (s *Server) uiResume(c echo.Context) error { return s.uiState(c, s.consumers.Resume) }
+func (s *Server) uiResume(c echo.Context) error {
+	return s.uiState(c, s.consumerStateAction(c, auditResume, s.consumers.Resume))
+}
 
 func (s *Server) uiState(c echo.Context, do func(context.Context, string) (consumers.Status, error)) error {
 	name, err := pathParam(c, "name")

@@ -33,6 +33,17 @@ func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// buildHeader names the server's build on every response, so an open page
+// notices a new build on its next refresh and reloads its assets (app.js).
+const buildHeader = "X-Warren-Build"
+
+func (s *Server) sendBuild(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set(buildHeader, s.buildID)
+		return next(c)
+	}
+}
+
 // csrfCookieName and csrfHeader are what the dashboard uses: the token is
 // rendered into <meta name="csrf-token"> and app.js sends it as X-CSRF-Token
 // on every htmx request; plain forms may send it as the _csrf field.

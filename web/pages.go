@@ -12,12 +12,17 @@ import (
 // pageView builds the layout data of a full page.
 func (s *Server) pageView(c echo.Context, title string) pageView {
 	token, _ := c.Get(csrfContextKey).(string)
+	who := principalOf(c.Request().Context())
 	return pageView{
 		Title:   title,
 		Version: s.version,
 		CSRF:    token,
+		Build:   s.buildID,
 		Asset:   s.assetURL,
 		Broker:  brokerFromSnapshot(s.queues.Latest()),
+
+		User: who.User,
+		Role: string(who.Role),
 	}
 }
 
@@ -29,22 +34,9 @@ func (s *Server) respond(c echo.Context, code int, title string, fragment, full 
 	return render(c, code, page(s.pageView(c, title), full))
 }
 
-// dashboard is GET /: queues, consumers and active alerts on one page.
+// dashboard is GET /: the overview (web/overview.go).
 func (s *Server) dashboard(c echo.Context) error {
-	q := newQueuesView(s.queues.Latest(), false)
-	cons := newConsumersView(s.consumers.List())
-	a := s.alertsView(c, dashboardRecentAlerts)
-	body := dashboard(q, cons, a)
-	return s.respond(c, http.StatusOK, "dashboard", body, body)
-}
-
-// queuesPage is GET /queues: the queue table, refreshed by the dashboard.
-func (s *Server) queuesPage(c echo.Context) error {
-	snap := s.queues.Latest()
-	if isHX(c) {
-		return render(c, http.StatusOK, queuesSection(newQueuesView(snap, true)))
-	}
-	return render(c, http.StatusOK, page(s.pageView(c, "queues"), queuesSection(newQueuesView(snap, false))))
+	return s.overview(c)
 }
 
 // queuePage is GET /queues/{vhost}/{name}: one queue.
@@ -54,6 +46,10 @@ func (s *Server) queuePage(c echo.Context) error {
 		return err
 	}
 	name, err := pathParam(c, "name")
+	if err != nil {
+		return err
+	}
+	rng, err := chartRangeParam(c)
 	if err != nil {
 		return err
 	}
@@ -72,9 +68,12 @@ func (s *Server) queuePage(c echo.Context) error {
 			}
 		}
 	}
+	managed := s.managedOn(vhost, name)
+	s.queueSettings(&v, snap, managed)
 	if isHX(c) {
 		return render(c, http.StatusOK, queueSection(v))
 	}
+	v.Charts = s.queueCharts(c.Request().Context(), vhost, name, rng, managed)
 	for _, st := range s.consumers.List() {
 		if st.Vhost == vhost && st.Queue == name {
 			v.Consumers.Rows = append(v.Consumers.Rows, newConsumerRow(st))
@@ -112,6 +111,10 @@ func (s *Server) consumerPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	rng, err := chartRangeParam(c)
+	if err != nil {
+		return err
+	}
 	st, err := s.consumers.Get(name)
 	if err != nil {
 		if isNotFound(err) {
@@ -120,23 +123,21 @@ func (s *Server) consumerPage(c echo.Context) error {
 		return err
 	}
 	row := newConsumerRow(st)
-	return s.respond(c, http.StatusOK, "consumer "+name, consumerRowView(row), consumerDetail(consumerDetailView{Row: row}))
+	if isHX(c) {
+		return render(c, http.StatusOK, consumerRowView(row))
+	}
+	return s.respond(c, http.StatusOK, "consumer "+name, consumerRowView(row), consumerDetail(s.consumerDetail(c.Request().Context(), st, rng)))
 }
 
-// dashboardRecentAlerts is how much alert history the dashboard shows; the
-// /alerts page has the rest.
-const dashboardRecentAlerts = 10
-
-// alertsPage is GET /alerts: the firing alerts and the recent history.
-// ?recent=N (1..100) shortens the history; the dashboard's panel refreshes
-// itself with it.
+// alertsPage is GET /alerts: the alerts page (alertsFullPage). With
+// ?recent=N (1..99) it is the dashboard's panel instead: the firing alerts
+// and N alerts of history.
 func (s *Server) alertsPage(c echo.Context) error {
-	limit := alertHistoryLimit
-	if n, err := strconv.Atoi(c.QueryParam("recent")); err == nil && n >= 1 && n < limit {
-		limit = n
+	if n, err := strconv.Atoi(c.QueryParam("recent")); err == nil && n >= 1 && n < alertHistoryLimit {
+		body := alertsSection(s.alertsView(c, n))
+		return s.respond(c, http.StatusOK, "alerts", body, body)
 	}
-	body := alertsSection(s.alertsView(c, limit))
-	return s.respond(c, http.StatusOK, "alerts", body, body)
+	return s.alertsFullPage(c)
 }
 
 // alertsView reads the firing alerts and up to recent alerts of history for

@@ -9,12 +9,25 @@ import (
 // routes is the one route table of the server. Every route, unknown ones
 // included, first checks the Host header (see hostPolicy).
 //
-// HTML: GET / (dashboard), /queues, /queues/{vhost}/{name}, /consumers,
-// /consumers/{name}, /alerts. Each returns a full page, or with HX-Request
-// the fragment the page refreshes (Vary: HX-Request).
+// HTML: GET / (overview), /queues, /queues/{vhost}/{name}, /consumers,
+// /consumers/{name}, /alerts, /audit, /settings. Each returns a full page,
+// or with HX-Request the fragment the page refreshes (Vary: HX-Request).
+// /queues and /api/queues take page, per_page, sort, order, q, vhost and
+// status (see queues.go); /queues with HX-Target queue-list returns the list
+// alone.
+// The queue and consumer pages take ?range=15m|1h|6h|24h|7d|90d (400
+// otherwise); their charts panel alone is GET .../charts?range=R.
+//
+// Every route but /healthz, /readyz and /static/ needs a user when auth is
+// configured, and every state-changing request the operator role (see
+// authenticate); operator actions are recorded in the audit log (audit.go).
 //
 // UI controls (htmx forms, CSRF token required, answer with the consumer row):
-// POST /ui/consumers/{name}/concurrency|prefetch|pause|resume.
+// POST /ui/consumers/{name}/concurrency|prefetch|pause|resume. Alert
+// controls answer with their panel of /alerts: POST /ui/alerts/{id}/ack,
+// /ui/silences, /ui/webhooks/{name}/test.
+//
+// Every response carries X-Warren-Build (see sendBuild).
 //
 // GET /alerts?recent=N shortens the alert history (the dashboard's panel).
 //
@@ -36,7 +49,11 @@ func (s *Server) routes() *echo.Echo {
 	}))
 	e.Use(s.requestLogger())
 	e.Use(securityHeaders)
+	e.Use(s.sendBuild)
 	e.Use(s.checkHost) // every route, 404s included: see hostPolicy
+	// Who is asking, and viewers may not change anything (before any
+	// handler and the CSRF check): see authenticate.
+	e.Use(s.authenticate)
 	e.Use(middleware.BodyLimit("1M"))
 	e.Use(s.csrf())
 
@@ -44,8 +61,12 @@ func (s *Server) routes() *echo.Echo {
 	e.GET("/", s.dashboard)
 	e.GET("/queues", s.queuesPage)
 	e.GET("/queues/:vhost/:name", s.queuePage)
+	e.GET("/queues/:vhost/:name/charts", s.queueChartsFragment)
 	e.GET("/consumers", s.consumersPage)
 	e.GET("/consumers/:name", s.consumerPage)
+	e.GET("/consumers/:name/charts", s.consumerChartsFragment)
+	e.GET("/audit", s.auditPage)
+	e.GET("/settings", s.settingsPage)
 	e.GET("/alerts", s.alertsPage)
 
 	// Dashboard controls.
@@ -54,6 +75,9 @@ func (s *Server) routes() *echo.Echo {
 	ui.POST("/prefetch", s.uiPrefetch)
 	ui.POST("/pause", s.uiPause)
 	ui.POST("/resume", s.uiResume)
+	e.POST("/ui/alerts/:id/ack", s.uiAckAlert)
+	e.POST("/ui/silences", s.uiCreateSilence)
+	e.POST("/ui/webhooks/:name/test", s.uiTestWebhook)
 
 	// JSON API.
 	api := e.Group("/api")
@@ -61,10 +85,13 @@ func (s *Server) routes() *echo.Echo {
 	api.GET("/queues/:vhost/:name", s.apiQueue)
 	api.GET("/consumers", s.apiConsumers)
 	api.GET("/consumers/:name", s.apiConsumer)
+	api.GET("/consumers/:name/types", s.apiConsumerTypes)
 	api.PATCH("/consumers/:name", s.apiPatchConsumer)
 	api.POST("/consumers/:name/pause", s.apiPause)
 	api.POST("/consumers/:name/resume", s.apiResume)
 	api.GET("/alerts", s.apiAlerts)
+	api.GET("/audit", s.apiAudit)
+	api.GET("/settings", s.apiSettings)
 	api.POST("/alerts/:id/ack", s.apiAckAlert)
 	api.POST("/silences", s.apiCreateSilence)
 	api.GET("/silences", s.apiSilences)

@@ -68,7 +68,27 @@ type Deps struct {
 	// optional; their API answers 503 without them.
 	AlertActions  AlertActions
 	WebhookTester WebhookTester
-	Checks        []Check
+	// Webhooks are the names of the configured webhook targets, offered a
+	// "send test notification" button on the alerts page.
+	Webhooks []string
+	Checks   []Check
+	// History (the store) feeds the charts and slow-message lists; Types
+	// the per-message-type breakdown (the consumer manager). Both optional.
+	History History
+	Types   MessageTypeSource
+	// Thresholds are the queue-depth thresholds in force (shown on the
+	// queue page; nil: not shown). DeadLetterQueues maps a managed
+	// consumer's name to its dead-letter queue.
+	Thresholds       *monitor.Thresholds
+	DeadLetterQueues map[string]string
+	// Auth says who may sign in and with which role; nil means no
+	// authentication (loopback clients only, each an operator "local").
+	Auth *AuthConfig
+	// Audit keeps the operator actions for /audit (optional; they are
+	// logged either way). Settings is the effective configuration, secrets
+	// already masked, for /settings.
+	Audit    AuditLog
+	Settings []Setting
 	// Metrics, when set, is gathered after the server's own registry on
 	// /metrics (e.g. a registry the lead fills with other collectors).
 	Metrics prometheus.Gatherer
@@ -97,13 +117,26 @@ type Server struct {
 	// alertActions and webhookTester may be nil.
 	alertActions  AlertActions
 	webhookTester WebhookTester
+	webhooks      []string
 	checks        []Check
+	auth          *authenticator
+	audit         AuditLog // may be nil
+	settings      []Setting
 	log           *slog.Logger
 	version       string
 	hosts         hostPolicy
 
+	// history, types and thresholds may be nil (see Deps).
+	history     History
+	types       MessageTypeSource
+	thresholds  *monitor.Thresholds
+	deadLetters map[string]string
+
 	assets       fs.FS
 	assetVersion string // content hash of the static files, for cache busting
+	// buildID names this build (version and assets) in the X-Warren-Build
+	// header of every response; app.js reloads the page when it changes.
+	buildID string
 
 	registry        *prometheus.Registry
 	gatherer        prometheus.Gatherer
@@ -111,6 +144,9 @@ type Server struct {
 	shutdownTimeout time.Duration
 
 	echo *echo.Echo
+
+	// queueIndex caches the queue list's orders for the latest poll.
+	queueIndex queueIndex
 }
 
 // New builds the server and its routes. It does not listen; use Run or Handler.
@@ -125,7 +161,15 @@ func New(d Deps) *Server {
 		alerts:          d.Alerts,
 		alertActions:    d.AlertActions,
 		webhookTester:   d.WebhookTester,
+		webhooks:        append([]string(nil), d.Webhooks...),
 		checks:          append([]Check(nil), d.Checks...),
+		auth:            newAuthenticator(d.Auth),
+		audit:           d.Audit,
+		settings:        append([]Setting(nil), d.Settings...),
+		history:         d.History,
+		types:           d.Types,
+		thresholds:      d.Thresholds,
+		deadLetters:     d.DeadLetterQueues,
 		log:             logger.With("component", "web"),
 		version:         d.Version,
 		hosts:           newHostPolicy(d.AllowedHosts),
@@ -143,6 +187,7 @@ func New(d Deps) *Server {
 		s.alerts = noAlerts{}
 	}
 	s.assetVersion = hashAssets(s.assets)
+	s.buildID = buildID(s.version, s.assetVersion)
 
 	// The server owns its registry: no process-global state, and two servers
 	// in one test binary do not collide.
@@ -240,6 +285,13 @@ func hashAssets(fsys fs.FS) string {
 		h.Write(b)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// buildID is a short hash of the version and the asset hash: a new binary
+// changes it even when only templates or handlers changed.
+func buildID(version, assets string) string {
+	h := sha256.Sum256([]byte(version + "\x00" + assets))
+	return hex.EncodeToString(h[:])[:12]
 }
 
 // Stand-ins for dependencies the caller left nil.

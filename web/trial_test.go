@@ -114,8 +114,8 @@ func TestAlertsPageShowsFiringAndRecent(t *testing.T) {
 		for _, h := range findAll(panel, func(n *html.Node) bool { return n.Data == "h3" }) {
 			heads = append(heads, textOf(h))
 		}
-		if strings.Join(heads, ",") != "Firing,Recent" {
-			t.Errorf("headings %q, want Firing then Recent", heads)
+		if strings.Join(heads, ",") != "Firing,Acknowledged,History" {
+			t.Errorf("headings %q, want Firing, Acknowledged, History", heads)
 		}
 		if n := len(findAll(panel, func(n *html.Node) bool { return n.Data == "tr" && hasClass(n, "alert") })); n != 1 {
 			t.Errorf("%d firing rows", n)
@@ -134,53 +134,8 @@ func TestAlertsPageShowsFiringAndRecent(t *testing.T) {
 			}
 		}
 	}
-	if got := f.alerts.historyLimit(); got != 101 {
-		t.Errorf("/alerts read history with limit %d, want 101 (100 shown, one to tell if there is more)", got)
-	}
-}
-
-func TestDashboardShowsRecentAlerts(t *testing.T) {
-	f := newFixture(t)
-	c := f.client(t)
-	_, _, body := do(t, c, http.MethodGet, f.http.URL+"/", "", "", nil)
-	panel := section(t, parseHTML(t, body), "alerts")
-	if n := len(findAll(panel, func(n *html.Node) bool { return n.Data == "tr" && hasClass(n, "alert-history") })); n != 2 {
-		t.Errorf("dashboard shows %d recent alerts, want 2", n)
-	}
-	if more := findAll(panel, func(n *html.Node) bool { return hasClass(n, "more") }); len(more) != 0 {
-		t.Error("link to more history with nothing more to show")
-	}
-
-	var many []alerts.Alert
-	for i := range 30 {
-		a := resolvedAlert()
-		a.ID = fmt.Sprintf("h%d", i)
-		many = append(many, a)
-	}
-	f.alerts.mu.Lock()
-	f.alerts.history = many
-	f.alerts.mu.Unlock()
-	_, _, body = do(t, c, http.MethodGet, f.http.URL+"/", "", "", nil)
-	panel = section(t, parseHTML(t, body), "alerts")
-	if n := len(findAll(panel, func(n *html.Node) bool { return n.Data == "tr" && hasClass(n, "alert-history") })); n != dashboardRecentAlerts {
-		t.Errorf("dashboard shows %d recent alerts, want %d", n, dashboardRecentAlerts)
-	}
-	if more := findAll(panel, func(n *html.Node) bool { v, _ := attr(n, "href"); return n.Data == "a" && v == "/alerts" }); len(more) != 1 {
-		t.Error("no link to the full history")
-	}
-	// The panel refreshes itself with the same cut.
-	refresh, _ := attr(panel, "hx-get")
-	_, _, frag := do(t, c, http.MethodGet, f.http.URL+refresh, "", "", map[string]string{"HX-Request": "true"})
-	if n := strings.Count(frag, `class="alert-history`); n != dashboardRecentAlerts {
-		t.Errorf("refresh %s shows %d recent alerts", refresh, n)
-	}
-
-	f.alerts.mu.Lock()
-	f.alerts.histErr = errBoom
-	f.alerts.mu.Unlock()
-	code, _, body := do(t, c, http.MethodGet, f.http.URL+"/", "", "", nil)
-	if code != http.StatusOK || !strings.Contains(body, "could not read the alert history") || strings.Contains(body, "10.0.0.1") {
-		t.Errorf("history failure on the dashboard: %d", code)
+	if got := f.alerts.historyLimit(); got != alertHistoryLimit {
+		t.Errorf("/alerts read history with limit %d, want %d", got, alertHistoryLimit)
 	}
 }
 

@@ -57,7 +57,7 @@ func TestPageHasNoInlineScriptOrStyle(t *testing.T) {
 
 func TestDashboardRendersTables(t *testing.T) {
 	f := newFixture(t)
-	code, hdr, body := do(t, f.client(t), http.MethodGet, f.http.URL+"/", "", "", nil)
+	code, hdr, body := do(t, f.client(t), http.MethodGet, f.http.URL+"/queues", "", "", nil)
 	if code != http.StatusOK || !strings.HasPrefix(hdr.Get("Content-Type"), "text/html") {
 		t.Fatalf("%d %s", code, hdr.Get("Content-Type"))
 	}
@@ -93,6 +93,8 @@ func TestDashboardRendersTables(t *testing.T) {
 			}
 		}
 	}
+	_, _, body = do(t, f.client(t), http.MethodGet, f.http.URL+"/consumers", "", "", nil)
+	doc = parseHTML(t, body)
 	cons := findAll(doc, func(n *html.Node) bool { return n.Data == "tr" && hasClass(n, "consumer") })
 	if len(cons) != 2 {
 		t.Fatalf("%d consumer rows", len(cons))
@@ -109,6 +111,8 @@ func TestDashboardRendersTables(t *testing.T) {
 			t.Errorf("consumer %d should offer %s only", i, want)
 		}
 	}
+	_, _, body = do(t, f.client(t), http.MethodGet, f.http.URL+"/", "", "", nil) // the overview's firing alerts
+	doc = parseHTML(t, body)
 	alerts := findAll(doc, func(n *html.Node) bool { return n.Data == "tr" && hasClass(n, "alert") })
 	if len(alerts) != 1 || !strings.Contains(textOf(alerts[0]), "with space+plus") || !strings.Contains(textOf(alerts[0]), "critical") {
 		t.Errorf("alerts table wrong")
@@ -153,12 +157,15 @@ func TestFragmentsFollowHXRequest(t *testing.T) {
 
 func TestRefreshingElementsDoNotPileUp(t *testing.T) {
 	f := newFixture(t)
-	_, _, body := do(t, f.client(t), http.MethodGet, f.http.URL+"/", "", "", nil)
-	polling := findAll(parseHTML(t, body), func(n *html.Node) bool {
-		v, _ := attr(n, "hx-trigger")
-		return strings.HasPrefix(v, "every ")
-	})
-	if len(polling) < 4 { // queues, alerts, two consumer rows
+	var polling []*html.Node
+	for _, path := range []string{"/", "/queues", "/consumers"} {
+		_, _, body := do(t, f.client(t), http.MethodGet, f.http.URL+path, "", "", nil)
+		polling = append(polling, findAll(parseHTML(t, body), func(n *html.Node) bool {
+			v, _ := attr(n, "hx-trigger")
+			return strings.HasPrefix(v, "every ")
+		})...)
+	}
+	if len(polling) < 4 { // overview, queue list, two consumer rows
 		t.Fatalf("%d polling elements", len(polling))
 	}
 	for _, n := range polling {
@@ -176,7 +183,10 @@ func TestRefreshingElementsDoNotPileUp(t *testing.T) {
 func TestEscaping(t *testing.T) {
 	f := newFixture(t)
 	c := f.client(t)
-	_, _, body := do(t, c, http.MethodGet, f.http.URL+"/", "", "", nil)
+	// The queue list and the consumer table, where the names are.
+	_, _, qbody := do(t, c, http.MethodGet, f.http.URL+"/queues", "", "", nil)
+	_, _, cbody := do(t, c, http.MethodGet, f.http.URL+"/consumers", "", "", nil)
+	body := qbody + cbody
 	if strings.Contains(body, "<b>x</b>") || strings.Contains(body, "<i>name</i>") {
 		t.Fatal("a broker-supplied name was written as markup")
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -23,8 +22,13 @@ type pageView struct {
 	Title   string
 	Version string
 	CSRF    string
+	Build   string                   // the server's build id (see sendBuild)
 	Asset   func(name string) string // cache-busted URL of a static file
 	Broker  brokerView
+	// User and Role are who is signed in, for the header. Whether controls
+	// are rendered at all is canOperate(ctx) in the templates (auth.go).
+	User string
+	Role string
 }
 
 // brokerView is the broker/monitor state shown in the header.
@@ -93,28 +97,6 @@ func (v pollView) unknownText(what string) string {
 	return msg + "."
 }
 
-// queuesView is the queue table.
-type queuesView struct {
-	RefreshURL string
-	Rows       []queueRow
-	Poll       pollView
-	Broker     brokerView
-	OOB        bool // also update the header badge (htmx out-of-band swap)
-}
-
-// meta is the summary next to the panel title; never a count of queues
-// when the poll failed or has not happened.
-func (v queuesView) meta() string {
-	switch v.Poll.State {
-	case pollFailed:
-		return "depths unknown · poll failed " + v.Poll.PolledAt
-	case pollPending:
-		return "waiting for the first poll"
-	default:
-		return strconv.Itoa(len(v.Rows)) + " queues · polled " + v.Poll.PolledAt
-	}
-}
-
 type queueRow struct {
 	Vhost, Name, Href                   string
 	Ready, Unacked, Messages, Consumers cell
@@ -144,6 +126,13 @@ type consumerRow struct {
 	InFlight, Processed, Failed, Slow cell
 	Rate, P50, P95, P99               cell
 	LastError                         string
+	// ErrorRate is failed / (processed + failed) since start; Circuit the
+	// breaker state ("" without one); Throttle the live throttle ("off").
+	ErrorRate         cell
+	Circuit, Throttle string
+	// PrefetchApplying: the broker does not enforce Prefetch yet (a
+	// re-subscribe is under way, or waits for the consumer to subscribe).
+	PrefetchApplying bool
 
 	ConcurrencyURL, PrefetchURL, PauseURL, ResumeURL string
 
@@ -175,6 +164,18 @@ type queueDetailView struct {
 	Poll       pollView
 	Consumers  consumersView
 	Alerts     alertsView
+	Charts     chartsView
+	// Warning and Critical are the depth thresholds in force ("" when the
+	// server was not told them).
+	Warning, Critical string
+	// DeadLetters are where this queue's failed messages go.
+	DeadLetters []deadLetterLink
+}
+
+// deadLetterLink is one dead-letter destination of a queue: a queue page
+// (Href set) or an exchange the monitor knows only by name.
+type deadLetterLink struct {
+	Text, Href, Via string
 }
 
 // meta is the summary next to the queue's name.
@@ -191,7 +192,16 @@ func (v queueDetailView) meta() string {
 
 // consumerDetailView is the page of one consumer.
 type consumerDetailView struct {
-	Row consumerRow
+	Row    consumerRow
+	Status consumers.Status
+	Types  []typeRow
+	// TypesErr says why the breakdown is missing.
+	TypesErr string
+	Charts   chartsView
+	// E2E* are the end-to-end latency percentiles, beside the handler's.
+	E2EP50, E2EP95, E2EP99 cell
+	DeadLetterQueue        string
+	DeadLetterHref         string
 }
 
 func statusClass(s string) string {
@@ -237,19 +247,6 @@ func pollFailureReason(err error) string {
 
 // reasonPollFailed is the reason of a failure the monitor did not classify.
 const reasonPollFailed = "poll failed"
-
-// sortedQueues returns the snapshot's queues ordered by vhost and name, so the
-// table and the API are stable between polls.
-func sortedQueues(qs []monitor.QueueSample) []monitor.QueueSample {
-	out := append([]monitor.QueueSample(nil), qs...)
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].Vhost != out[j].Vhost {
-			return out[i].Vhost < out[j].Vhost
-		}
-		return out[i].Name < out[j].Name
-	})
-	return out
-}
 
 func newQueueRow(q monitor.QueueSample) queueRow {
 	return queueRow{
@@ -297,24 +294,6 @@ func drainCell(seconds *float64, growing *bool) cell {
 	}
 }
 
-func newQueuesView(s monitor.Snapshot, oob bool) queuesView {
-	v := queuesView{
-		RefreshURL: "/queues",
-		Poll:       newPollView(s),
-		Broker:     brokerFromSnapshot(s),
-		OOB:        oob,
-	}
-	if v.Poll.State == pollFailed {
-		// A failed poll carries no queues (monitor.Snapshot); show none
-		// rather than rows that would pass for current.
-		return v
-	}
-	for _, q := range sortedQueues(s.Queues) {
-		v.Rows = append(v.Rows, newQueueRow(q))
-	}
-	return v
-}
-
 func newConsumerRow(st consumers.Status) consumerRow {
 	r := consumerRow{
 		Name:            st.Name,
@@ -347,6 +326,10 @@ func newConsumerRow(st consumers.Status) consumerRow {
 	if r.State == "" {
 		r.State = "unknown"
 	}
+	r.ErrorRate = errorRateCell(st.Processed, st.Failed)
+	r.Circuit = st.Circuit
+	r.Throttle = throttleText(st.ThrottleMaxConcurrent, st.ThrottleDelayMs)
+	r.PrefetchApplying = st.AppliedPrefetch != st.Prefetch
 	return r
 }
 
@@ -367,8 +350,8 @@ func newAlertRow(a alerts.Alert, now time.Time) alertRow {
 		Vhost:     a.Vhost,
 		Queue:     a.Queue,
 		QueueHref: queueHref(a.Vhost, a.Queue),
-		Value:     formatFloat(a.Value),
-		Threshold: formatFloat(a.Threshold),
+		Value:     formatFloat(a.Value) + alertUnit(a.Rule),
+		Threshold: formatFloat(a.Threshold) + alertUnit(a.Rule),
 		Started:   dateTime(a.StartedAt),
 	}
 	if a.ResolvedAt != nil && !a.ResolvedAt.IsZero() {

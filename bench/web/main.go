@@ -17,11 +17,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"warren/monitor"
@@ -166,8 +168,14 @@ func run(duration time.Duration, conns, queues int, write bool, file string) err
 	if err != nil {
 		return err
 	}
+	var costs []cost
+	for _, c := range cases {
+		r := inProcess(srv.Handler(), c)
+		costs = append(costs, r)
+		fmt.Fprintf(os.Stderr, "%-70s %8.0f µs/op %8d B/op %6d allocs/op\n", c.name, r.usPerOp, r.bytesPerOp, r.allocsPerOp)
+	}
 
-	section := report(results, cold, duration, conns, queues)
+	section := report(results, costs, cold, duration, conns, queues)
 	fmt.Print(section)
 	cancel()
 	if err := <-served; err != nil {
@@ -276,12 +284,42 @@ func coldSort(client *http.Client, base string, src *source) ([]time.Duration, e
 	return out, nil
 }
 
+// cost is the server's own work for one request, measured in process with
+// no network and no other request in flight.
+type cost struct {
+	usPerOp                 float64
+	bytesPerOp, allocsPerOp int64
+}
+
+func inProcess(h http.Handler, c benchCase) cost {
+	r := testing.Benchmark(func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			req := httptest.NewRequest(http.MethodGet, "http://127.0.0.1"+c.path, nil)
+			req.RemoteAddr = "127.0.0.1:40000"
+			for k, v := range c.header {
+				req.Header.Set(k, v)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusOK {
+				b.Fatalf("GET %s = %d", c.path, rec.Code)
+			}
+		}
+	})
+	return cost{
+		usPerOp:     float64(r.NsPerOp()) / 1000,
+		bytesPerOp:  r.AllocedBytesPerOp(),
+		allocsPerOp: r.AllocsPerOp(),
+	}
+}
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
 
 func kb(n int) string { return fmt.Sprintf("%.1f KB", float64(n)/1000) }
 
 // report is the BENCHMARKS.md section, between its markers.
-func report(rs []result, cold []time.Duration, d time.Duration, conns, queues int) string {
+func report(rs []result, costs []cost, cold []time.Duration, d time.Duration, conns, queues int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "<!-- bench:web -->\n## Dashboard and API at %s queues (%s)\n\n", group(queues), time.Now().UTC().Format("2006-01-02"))
 	fmt.Fprintf(&b, "```sh\nmake bench-web   # go run ./bench/web -duration %s -conns %d -queues %d -write\n```\n\n", d, conns, queues)
@@ -292,10 +330,15 @@ func report(rs []result, cold []time.Duration, d time.Duration, conns, queues in
 	fmt.Fprintf(&b, "request to last byte. Bytes are the uncompressed body. Machine: %s, %d cores seen by Go, load\n", cpuModel(), runtime.NumCPU())
 	fmt.Fprintf(&b, "average %s at the end (the cores are shared with other work, so the client competes with the\n", loadAvg())
 	fmt.Fprintf(&b, "server it measures). Targets: p99 under 100 ms for a page of results, first page under 100 KB.\n\n")
-	b.WriteString("| request | requests/s | p50 | p99 | max | bytes | errors |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
-	for _, r := range rs {
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s | %d |\n", strings.TrimPrefix(r.name, ""), group(int(r.rate)), ms(r.p50), ms(r.p99), ms(r.mx), kb(r.bytes), r.errors)
+	b.WriteString("| request | requests/s | p50 | p99 | max | bytes | errors | server CPU/request | allocs/request |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for i, r := range rs {
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s | %d | %s µs | %s (%s) |\n", r.name, group(int(r.rate)), ms(r.p50), ms(r.p99), ms(r.mx),
+			kb(r.bytes), r.errors, group(int(costs[i].usPerOp)), group(int(costs[i].allocsPerOp)), kb(int(costs[i].bytesPerOp)))
 	}
+	b.WriteString("\n\"Server CPU/request\" is the same request in process (`testing.Benchmark` on the handler, no network,\n")
+	b.WriteString("one at a time): the work the latency above queues behind. Its bytes include the recorder's copy of\n")
+	b.WriteString("the body. Rendered rows and the body of the whole list are kept per poll, so a page formats\n")
+	b.WriteString("nothing it served before.\n")
 	fmt.Fprintf(&b, "\nEach poll replaces the snapshot; the first request for a sort order after it builds that order's\n")
 	fmt.Fprintf(&b, "index (one sort of %s queues, kept until the next poll; later requests for it only scan or slice\n", group(queues))
 	fmt.Fprintf(&b, "it). That first sorted page, alone on the server, over 20 new snapshots: p50 %s, max %s.\n", ms(quantile(cold, 0.5)), ms(cold[len(cold)-1]))

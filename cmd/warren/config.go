@@ -31,6 +31,7 @@ type config struct {
 	Consumers    []consumerConfig  `yaml:"consumers"`
 	Alerts       alertsConfig      `yaml:"alerts"`
 	Log          logConfig         `yaml:"log"`
+	Auth         authConfig        `yaml:"auth"` // auth.go
 }
 
 type managementConfig struct {
@@ -348,6 +349,7 @@ func loadConfig(path string, getenv func(string) string) (config, error) {
 	for i := range cfg.Consumers {
 		consumerDefaults(&cfg.Consumers[i], cfg.Performance)
 	}
+	authDefaults(&cfg.Auth)
 	err := storeDefaults(&cfg.Store)
 	if err == nil {
 		err = cfg.validate()
@@ -395,13 +397,17 @@ func validationError(key, format string, args ...any) error {
 var (
 	loopbackNames = map[string]bool{"localhost": true, "ip6-localhost": true}
 	nameRE        = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	errNoAuth     = errors.New("refusing to listen on a non-loopback address: no authentication is configured (warren has no auth yet, so listen on 127.0.0.1 or ::1 and put a proxy with auth in front)")
+	errNoAuth     = errors.New("refusing to listen on a non-loopback address: no authentication is configured (configure auth.users or auth.proxy, or listen on 127.0.0.1 or ::1)")
 	handlerTypes  = map[string]bool{"sleep": true, "log": true, "http": true}
 	webhookFormat = map[string]bool{"generic": true, "alertmanager": true, "slack": true, "template": true}
 )
 
 func (c *config) validate() error {
-	if err := validateListen(c.Listen); err != nil {
+	if err := c.Auth.validate(); err != nil {
+		return err
+	}
+	// Without authentication only loopback clients may reach warren.
+	if err := validateListen(c.Listen); err != nil && !(errors.Is(err, errNoAuth) && c.Auth.configured()) {
 		return validationError("listen", "%v", err)
 	}
 	for i, h := range c.AllowedHosts {
@@ -629,8 +635,9 @@ func validateHTTPURL(raw string) error {
 	return nil
 }
 
-// validateListen accepts only loopback addresses: warren has no authentication
-// yet, so it must not be reachable from other machines by accident.
+// validateListen accepts loopback addresses and answers errNoAuth for any
+// other: without authentication warren must not be reachable from other
+// machines by accident.
 func validateListen(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -30,6 +30,7 @@ const usage = `warren runs RabbitMQ consumers and watches them and the broker to
 Usage:
   warren serve   [--config FILE]   run the server: consumers, monitor, alerts, dashboard
   warren loadgen --queue Q ...     publish load to a queue
+  warren hash-password < password  print a bcrypt hash for auth.users[].password_hash
   warren version                   print the version
 
 Run "warren COMMAND --help" for the flags of a command.
@@ -48,6 +49,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = runServe(ctx, args[2:], getenv, stdout, stderr)
 	case "loadgen":
 		err = runLoadgen(ctx, args[2:], getenv, stdout, stderr)
+	case "hash-password":
+		err = runHashPassword(ctx, args[2:], os.Stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "warren", version)
 	case "help", "-h", "--help", "-help":

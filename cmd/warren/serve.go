@@ -130,12 +130,24 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		// notifications go through the dispatcher's notifiers.
 		AlertActions:  st,
 		WebhookTester: dispatcher,
+		Webhooks:      webhookNames(hooks),
+		// Charts and slow messages read the store; the per-type breakdown
+		// the manager.
+		History:          st,
+		Types:            mgr,
+		Thresholds:       &limits,
+		DeadLetterQueues: consumerDeadLetterQueues(cfg),
 		Checks: []web.Check{
 			{Name: "store", Check: st.Ping},
 			{Name: "broker", Check: brokerCheck(cfg.AMQPURL)},
 			{Name: "management_api", Check: poller.Ready},
 			{Name: "consumers", Check: mgr.Ready},
 		},
+		// Who may sign in; operator actions go to the store's audit log;
+		// the settings page gets the configuration already masked.
+		Auth:         cfg.Auth.webAuth(),
+		Audit:        st,
+		Settings:     settingsOf(cfg),
 		AllowedHosts: cfg.AllowedHosts,
 		Metrics:      domainMetrics,
 		Logger:       logger,
@@ -144,7 +156,13 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 
 	logger.Info("warren starting", "version", version, "listen", "http://"+cfg.Listen,
 		"amqp_url", redactURL(cfg.AMQPURL), "management_url", redactURL(cfg.Management.URL),
-		"store", cfg.Store.Path, "consumers", len(cfg.Consumers), "webhooks", len(hooks))
+		"store", cfg.Store.Path, "consumers", len(cfg.Consumers), "webhooks", len(hooks),
+		"auth_users", len(cfg.Auth.Users), "auth_proxy", cfg.Auth.Proxy != nil)
+	if validateListen(cfg.Listen) != nil && len(cfg.AllowedHosts) == 0 {
+		// Only reachable with auth (config validation); the host check still
+		// answers 421 to any Host that is not loopback or allowed.
+		logger.Warn("listening beyond loopback without allowed_hosts: requests for any host name but localhost and loopback addresses get 421; list the names warren is reached by in allowed_hosts")
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx, ln) })
 	g.Go(func() error { return mgr.Run(gctx) })
@@ -157,6 +175,15 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		return err
 	}
 	return nil
+}
+
+// webhookNames are the configured webhook targets, for the alerts page.
+func webhookNames(hooks []alerts.WebhookConfig) []string {
+	names := make([]string, len(hooks))
+	for i, h := range hooks {
+		names[i] = h.Name
+	}
+	return names
 }
 
 // deadLetterQueues lists the dead-letter queue of every configured consumer.
@@ -179,6 +206,16 @@ func probedQueues(cfg config) []monitor.QueueRef {
 	}
 	for name := range cfg.Health.Queues {
 		out = append(out, monitor.QueueRef{Name: name})
+	}
+	return out
+}
+
+// consumerDeadLetterQueues maps each consumer's name to its dead-letter
+// queue, for the queue and consumer pages.
+func consumerDeadLetterQueues(cfg config) map[string]string {
+	out := make(map[string]string, len(cfg.Consumers))
+	for _, c := range cfg.Consumers {
+		out[c.Name] = c.DeadLetterQueue
 	}
 	return out
 }
