@@ -53,11 +53,30 @@ const (
 	csrfContextKey = "csrf"
 )
 
-// csrf protects every state-changing request. Browsers that send
-// Sec-Fetch-Site are judged by it (echo's middleware: same-origin passes,
-// cross-site is refused); others need the double-submit token (cookie
-// SameSite=Strict + header or form field).
+// csrf protects every state-changing request with the double-submit token
+// (cookie SameSite=Strict + header or form field), whatever the browser
+// says: echo's middleware would let a request with Sec-Fetch-Site
+// same-origin or none through without a token, so that header is removed
+// before it looks. A state-changing request a browser marks cross-site or
+// same-site is refused even with a token.
 func (s *Server) csrf() echo.MiddlewareFunc {
+	tokens := s.csrfTokens()
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		h := tokens(next)
+		return func(c echo.Context) error {
+			r := c.Request()
+			if site := r.Header.Get(echo.HeaderSecFetchSite); site != "" {
+				if (site == "cross-site" || site == "same-site") && !safeMethod(r.Method) && !csrfSkipper(c) {
+					return echo.NewHTTPError(http.StatusForbidden, "CSRF check failed: cross-site request")
+				}
+				r.Header.Del(echo.HeaderSecFetchSite)
+			}
+			return h(c)
+		}
+	}
+}
+
+func (s *Server) csrfTokens() echo.MiddlewareFunc {
 	return middleware.CSRFWithConfig(middleware.CSRFConfig{
 		Skipper:        csrfSkipper,
 		TokenLookup:    "header:" + csrfHeader + ",form:_csrf",

@@ -309,7 +309,10 @@ func TestCSRFOnUIControls(t *testing.T) {
 		{"pause no token", "/ui/consumers/demo/pause", "", nil, http.StatusForbidden},
 		{"header token", "/ui/consumers/demo/concurrency", "op=set&value=9", map[string]string{"X-CSRF-Token": tok}, http.StatusOK},
 		{"form token", "/ui/consumers/demo/prefetch", "op=set&value=11&_csrf=" + url.QueryEscape(tok), nil, http.StatusOK},
-		{"same-origin browser", "/ui/consumers/demo/pause", "", map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusOK},
+		// Sec-Fetch-Site never replaces the token: a same-origin request
+		// without it is refused too.
+		{"same-origin browser without token", "/ui/consumers/demo/pause", "", map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusForbidden},
+		{"same-origin browser with token", "/ui/consumers/demo/pause", "", map[string]string{"Sec-Fetch-Site": "same-origin", "X-CSRF-Token": tok}, http.StatusOK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, applied0 := f.consumers.counts()
