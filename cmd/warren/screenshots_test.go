@@ -85,9 +85,9 @@ alerts:
 	pages := []struct{ name, path string }{
 		{"overview", "/"},
 		{"queues", "/queues"},
-		{"queue-detail", "/queues/" + url.PathEscape("/") + "/" + url.PathEscape(orders)},
+		{"queue-detail", "/queues/" + url.PathEscape("/") + "/" + url.PathEscape(orders) + "?range=15m"},
 		{"consumers", "/consumers"},
-		{"consumer-detail", "/consumers/orders"},
+		{"consumer-detail", "/consumers/orders?range=15m"},
 		{"alerts", "/alerts"},
 		{"settings", "/settings"},
 		{"audit", "/audit"},
