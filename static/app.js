@@ -195,9 +195,25 @@
   // errors with the re-rendered fragment (text/html: the row or panel with
   // the real values and the message next to the control), so swap those;
   // the error is then handled and shown, not a failure of the connection.
+  // The element under a pressed pointer, until the click it makes has been
+  // dispatched (click follows pointerup in the same task).
+  var pressed = null;
+  document.addEventListener('pointerdown', function (evt) { pressed = evt.target; }, true);
+  document.addEventListener('pointerup', function () { setTimeout(function () { pressed = null; }, 0); }, true);
+  document.addEventListener('pointercancel', function () { pressed = null; }, true);
+
   document.addEventListener('htmx:beforeSwap', function (evt) {
     var xhr = evt.detail.xhr;
     if (checkBuild(xhr)) {
+      evt.detail.shouldSwap = false;
+      return;
+    }
+    // A refresh that was already on its way when the user started to type
+    // or to press a button must not replace what is under their hands:
+    // the typed text would be lost, or the click would land on nothing.
+    var target = evt.detail.target;
+    if (isRefresh(evt.detail) && target && evt.detail.elt.hasAttribute('data-refresh') &&
+        (editing(target) || (pressed && target.contains(pressed)))) {
       evt.detail.shouldSwap = false;
       return;
     }
