@@ -81,13 +81,15 @@ func (c *consumer) takeAndHandle(s *subscription) bool {
 		return false
 	default:
 	}
-	select {
-	case <-c.lim.tokens:
-	case <-s.draining:
-		c.requeueBuffered(s)
-		return false
-	case <-s.chClosed:
-		return false
+	if !tryRecv(c.lim.tokens) {
+		select {
+		case <-c.lim.tokens:
+		case <-s.draining:
+			c.requeueBuffered(s)
+			return false
+		case <-s.chClosed:
+			return false
+		}
 	}
 	held, ok := c.thr.wait(s)
 	if !ok {
@@ -135,6 +137,17 @@ func (c *consumer) takeAndHandle(s *subscription) bool {
 		}
 		c.lim.release()
 		c.requeueBuffered(s)
+		return false
+	}
+}
+
+// tryRecv takes a value from ch if one is ready: the common case under a
+// backlog, without the cost of a multi-way select.
+func tryRecv(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
 		return false
 	}
 }
