@@ -174,7 +174,9 @@ func decodeQueuePage(body []byte, logger *slog.Logger) (queuePage, error) {
 		var stats struct {
 			Publish json.RawMessage `json:"publish"`
 		}
-		if len(item.MessageStats) > 0 && string(item.MessageStats) != "null" {
+		// RabbitMQ 3.10 sends an empty list instead of an empty object for
+		// a queue without message stats yet: nothing to read, nothing odd.
+		if ms := strings.TrimSpace(string(item.MessageStats)); ms != "" && ms != "null" && ms != "[]" {
 			if err := json.Unmarshal(item.MessageStats, &stats); err != nil {
 				odd("message_stats", item.MessageStats, errors.New("not an object"))
 			}
