@@ -37,7 +37,7 @@ func TestLoadConfigAuth(t *testing.T) {
 	t.Run("non-loopback listen needs auth", func(t *testing.T) {
 		for _, listen := range []string{"0.0.0.0:8080", "192.0.2.1:8080", ":8080", "[::]:8080"} {
 			_, err := loadConfig(writeConfig(t, "listen: '"+listen+"'\n"), noEnv)
-			if err == nil || !strings.Contains(err.Error(), "key listen: refusing to listen on a non-loopback address: no authentication is configured") {
+			if err == nil || !strings.Contains(err.Error(), "key listen (line 1): refusing to listen on a non-loopback address: no authentication is configured") {
 				t.Errorf("listen %s without auth: %v", listen, err)
 			}
 			cfg, err := loadConfig(writeConfig(t, "listen: '"+listen+"'\n"+users), noEnv)
@@ -75,14 +75,14 @@ func TestLoadConfigAuth(t *testing.T) {
 	})
 
 	for _, tc := range []struct{ name, yaml, want string }{
-		{"hash not bcrypt", "auth:\n  users:\n    - {name: a, password_hash: 'hunter2', role: viewer}\n", "key auth.users[0].password_hash: not a bcrypt hash"},
+		{"hash not bcrypt", "auth:\n  users:\n    - {name: a, password_hash: 'hunter2', role: viewer}\n", "key auth.users[0].password_hash (line 3): not a bcrypt hash"},
 		{"hash missing", "auth:\n  users:\n    - {name: a, role: viewer}\n", "key auth.users[0].password_hash: is required"},
-		{"second user bad hash", users + "    - {name: b, password_hash: '$2a$10$short', role: viewer}\n", "key auth.users[2].password_hash: not a bcrypt hash"},
-		{"bad role", "auth:\n  users:\n    - {name: a, password_hash: '" + hash + "', role: admin}\n", `key auth.users[0].role: want viewer or operator, got "admin"`},
+		{"second user bad hash", users + "    - {name: b, password_hash: '$2a$10$short', role: viewer}\n", "key auth.users[2].password_hash (line 5): not a bcrypt hash"},
+		{"bad role", "auth:\n  users:\n    - {name: a, password_hash: '" + hash + "', role: admin}\n", `key auth.users[0].role (line 3): want viewer or operator, got "admin"`},
 		{"role missing", "auth:\n  users:\n    - {name: a, password_hash: '" + hash + "'}\n", "key auth.users[0].role"},
 		{"name missing", "auth:\n  users:\n    - {password_hash: '" + hash + "', role: viewer}\n", "key auth.users[0].name: is required"},
 		{"name with colon", "auth:\n  users:\n    - {name: 'a:b', password_hash: '" + hash + "', role: viewer}\n", "key auth.users[0].name"},
-		{"name twice", users + "    - {name: ana, password_hash: '" + hash + "', role: viewer}\n", "key auth.users[2].name: \"ana\" is used twice"},
+		{"name twice", users + "    - {name: ana, password_hash: '" + hash + "', role: viewer}\n", "key auth.users[2].name (line 5): \"ana\" is used twice"},
 		{"unknown key", "auth:\n  users:\n    - {name: a, password: x}\n", "key auth.users[0].password (line 3): unknown key"},
 		{"proxy without trusted proxies", "auth: {proxy: {user_header: X-User}}\n", "key auth.proxy.trusted_proxies: is required"},
 		{"proxy bad cidr", "auth: {proxy: {trusted_proxies: [127.0.0.1, 'nope/8']}}\n", "key auth.proxy.trusted_proxies[1]"},

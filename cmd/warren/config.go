@@ -327,12 +327,16 @@ func consumerDefaults(c *consumerConfig, perf performanceConfig) {
 // environment overrides and validates the result. Any error names the key.
 func loadConfig(path string, getenv func(string) string) (config, error) {
 	cfg := defaultConfig()
+	lines := map[string]int{} // key path -> line, for the keys the file gives
 	if path != "" {
 		raw, err := os.ReadFile(path)
 		if err != nil {
 			return config{}, fmt.Errorf("reading config: %w", err)
 		}
-		if err := decodeConfig(raw, &cfg); err != nil {
+		if err := decodeConfig(raw, &cfg, lines); err != nil {
+			return config{}, fmt.Errorf("config %s: %w", path, err)
+		}
+		if err := explicitZeros(cfg, lines); err != nil {
 			return config{}, fmt.Errorf("config %s: %w", path, err)
 		}
 	}
@@ -355,6 +359,12 @@ func loadConfig(path string, getenv func(string) string) (config, error) {
 		err = cfg.validate()
 	}
 	if err != nil {
+		// A range error found after decoding names the key's line too,
+		// when the file gave the key.
+		var ke *keyError
+		if errors.As(err, &ke) && ke.Line == 0 {
+			ke.Line = lines[ke.Key]
+		}
 		if path == "" {
 			return config{}, fmt.Errorf("config: %w", err)
 		}
@@ -363,9 +373,44 @@ func loadConfig(path string, getenv func(string) string) (config, error) {
 	return cfg, nil
 }
 
+// explicitZeros refuses a 0 written in the file for keys whose zero value
+// stands for "not given, use the default": without this check
+// `prefetch_count: 0` would silently run with 10.
+func explicitZeros(cfg config, lines map[string]int) error {
+	check := func(key string, zero bool, want string) error {
+		if line, given := lines[key]; given && zero {
+			return &keyError{Key: key, Line: line, Reason: want + ", got 0"}
+		}
+		return nil
+	}
+	var errs []error
+	for i, c := range cfg.Consumers {
+		p := fmt.Sprintf("consumers[%d].", i)
+		errs = append(errs,
+			check(p+"max_concurrent_messages", c.MaxConcurrentMessages == 0, "must be at least 1"),
+			check(p+"prefetch_count", c.PrefetchCount == 0, "must be at least 1"),
+			check(p+"max_concurrency", c.MaxConcurrency == 0, "must be at least 1"),
+			check(p+"max_prefetch", c.MaxPrefetch == 0, "must be at least 1"),
+			check(p+"retry_multiplier", c.RetryMultiplier == 0, "must be at least 1"),
+			check(p+"initial_retry_delay", c.InitialRetryDelay == 0, "must be positive"),
+			check(p+"batch_timeout", c.BatchTimeout == 0, "must be positive"),
+			check(p+"handler_timeout", c.HandlerTimeout == 0, "must be positive"),
+		)
+	}
+	for i, w := range cfg.Alerts.Webhooks {
+		errs = append(errs, check(fmt.Sprintf("alerts.webhooks[%d].timeout", i), w.Timeout == 0, "must be positive"))
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // decodeConfig parses YAML into cfg, refusing unknown keys and wrong types
 // with the dotted path of the key at fault.
-func decodeConfig(raw []byte, cfg *config) error {
+func decodeConfig(raw []byte, cfg *config, lines map[string]int) error {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
 		return fmt.Errorf("invalid YAML: %w", err)
@@ -373,7 +418,7 @@ func decodeConfig(raw []byte, cfg *config) error {
 	if len(doc.Content) == 0 {
 		return nil // empty file: defaults
 	}
-	return decodeNode(doc.Content[0], cfg, "")
+	return decodeNode(doc.Content[0], cfg, "", lines)
 }
 
 // keyError is a problem with one config key.
@@ -384,14 +429,17 @@ type keyError struct {
 }
 
 func (e *keyError) Error() string {
-	if e.Key == "" {
+	switch {
+	case e.Key == "":
 		return fmt.Sprintf("line %d: %s", e.Line, e.Reason)
+	case e.Line == 0: // a default or an environment override: no line
+		return fmt.Sprintf("key %s: %s", e.Key, e.Reason)
 	}
 	return fmt.Sprintf("key %s (line %d): %s", e.Key, e.Line, e.Reason)
 }
 
 func validationError(key, format string, args ...any) error {
-	return fmt.Errorf("key %s: %s", key, fmt.Sprintf(format, args...))
+	return &keyError{Key: key, Reason: fmt.Sprintf(format, args...)}
 }
 
 var (

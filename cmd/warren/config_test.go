@@ -107,16 +107,16 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 		{"critical below warning", "health:\n  queue_warning_threshold: 10\n  queue_critical_threshold: 5\n", "key health.queue_critical_threshold"},
 		{"per-queue levels", "health:\n  queues:\n    orders: {warning: 0, critical: 5}\n", `key health.queues["orders"].warning`},
 		{"duplicate key", "listen: 127.0.0.1:1\nlisten: 127.0.0.1:2\n", "given twice"},
-		{"non-loopback listen", "listen: 0.0.0.0:8080\n", "key listen: refusing to listen on a non-loopback address"},
+		{"non-loopback listen", "listen: 0.0.0.0:8080\n", "key listen (line 1): refusing to listen on a non-loopback address"},
 		{"bad amqp url", "amqp_url: http://x\n", "key amqp_url"},
 		{"webhook format", "alerts:\n  webhooks:\n    - {name: a, url: 'http://127.0.0.1/x', format: xml}\n", "key alerts.webhooks[0].format"},
 		{"webhook url", "alerts:\n  webhooks:\n    - {name: a, url: 'ftp://x'}\n", "key alerts.webhooks[0].url"},
-		{"management url with credentials", "management: {url: 'http://u:secret@127.0.0.1:15672'}\n", "key management.url: must not hold credentials"},
+		{"management url with credentials", "management: {url: 'http://u:secret@127.0.0.1:15672'}\n", "key management.url (line 1): must not hold credentials"},
 		{"allowed host with port", "allowed_hosts: [warren.internal:8080]\n", "key allowed_hosts[0]"},
 		{"list instead of map", "management: [1, 2]\n", "key management (line 1): want a mapping"},
 		{"raw retention too short", "store: {raw_retention: 1m}\n", "key store.raw_retention"},
 		{"old retention name too short", "store: {retention: 1m}\n", "key store.raw_retention: must be at least 5m (store.retention is its old name)"},
-		{"retention alias contradicts", "store: {retention: 2h, raw_retention: 3h}\n", "key store.retention: is the old name of store.raw_retention"},
+		{"retention alias contradicts", "store: {retention: 2h, raw_retention: 3h}\n", "key store.retention (line 1): is the old name of store.raw_retention"},
 		{"minute retention too short", "store: {minute_retention: 1h}\n", "key store.minute_retention"},
 		{"hour retention too short", "store: {hour_retention: 10m}\n", "key store.hour_retention"},
 	}
@@ -204,5 +204,35 @@ func TestCommandLineErrors(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want exit %d and %q", code, stderr.String(), tc.code, tc.want)
 			}
 		})
+	}
+}
+
+// A 0 written in the file for a key whose zero means "use the default" is
+// refused (it used to run silently with the default), and a range error
+// found after decoding names the key's line (a trial found both).
+func TestExplicitZeroAndRangeErrorsNameTheLine(t *testing.T) {
+	consumer := "consumers:\n  - name: c\n    queue: q\n"
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"prefetch 0", consumer + "    prefetch_count: 0\n", "key consumers[0].prefetch_count (line 4): must be at least 1, got 0"},
+		{"concurrency 0", consumer + "    max_concurrent_messages: 0\n", "key consumers[0].max_concurrent_messages (line 4): must be at least 1, got 0"},
+		{"handler timeout 0", consumer + "    handler_timeout: 0s\n", "key consumers[0].handler_timeout (line 4): must be positive, got 0"},
+		{"webhook timeout 0", "alerts:\n  webhooks:\n    - {name: a, url: 'http://127.0.0.1:9/x', timeout: 0s}\n", "key alerts.webhooks[0].timeout (line 3): must be positive, got 0"},
+		{"negative concurrency", consumer + "    max_concurrent_messages: -5\n", "key consumers[0].max_concurrent_messages (line 4): must be between 1"},
+		{"probe queues out of range", "management:\n  probe_queues: -3\n", "key management.probe_queues (line 2): must be between 0 (off) and 10000"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadConfig(writeConfig(t, tc.yaml), noEnv)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+	// Keys left out still take their defaults.
+	cfg, err := loadConfig(writeConfig(t, consumer), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := cfg.Consumers[0]; c.PrefetchCount != 10 || c.MaxConcurrentMessages != 10 {
+		t.Errorf("defaults: prefetch %d concurrency %d, want 10 and 10", c.PrefetchCount, c.MaxConcurrentMessages)
 	}
 }

@@ -12,16 +12,21 @@ import (
 
 // decodeNode walks a YAML node and the Go value together, so every unknown
 // key, duplicate key and badly typed value is reported with its full path
-// (consumers[0].handler.duration) instead of a Go type name.
-func decodeNode(n *yaml.Node, dst any, path string) error {
-	return decodeValue(n, reflect.ValueOf(dst).Elem(), path)
+// (consumers[0].handler.duration) instead of a Go type name. lines, when not
+// nil, receives the line of every key the file gives, for later checks (an
+// explicit 0, a value out of range) to name it.
+func decodeNode(n *yaml.Node, dst any, path string, lines map[string]int) error {
+	return decodeValue(n, reflect.ValueOf(dst).Elem(), path, lines)
 }
 
 var durationType = reflect.TypeOf(duration(0))
 
-func decodeValue(n *yaml.Node, v reflect.Value, path string) error {
+func decodeValue(n *yaml.Node, v reflect.Value, path string, lines map[string]int) error {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
+	}
+	if lines != nil && path != "" {
+		lines[path] = n.Line
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return nil // "key:" with no value keeps the default
@@ -48,7 +53,7 @@ func decodeValue(n *yaml.Node, v reflect.Value, path string) error {
 		if v.IsNil() {
 			v.Set(reflect.New(v.Type().Elem()))
 		}
-		return decodeValue(n, v.Elem(), path)
+		return decodeValue(n, v.Elem(), path, lines)
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			return fail("want a mapping of keys")
@@ -74,7 +79,7 @@ func decodeValue(n *yaml.Node, v reflect.Value, path string) error {
 				return &keyError{Key: key, Line: k.Line, Reason: "given twice"}
 			}
 			seen[k.Value] = true
-			if err := decodeValue(val, v.Field(idx), key); err != nil {
+			if err := decodeValue(val, v.Field(idx), key, lines); err != nil {
 				return err
 			}
 		}
@@ -85,7 +90,7 @@ func decodeValue(n *yaml.Node, v reflect.Value, path string) error {
 		}
 		out := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, item := range n.Content {
-			if err := decodeValue(item, out.Index(i), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+			if err := decodeValue(item, out.Index(i), fmt.Sprintf("%s[%d]", path, i), lines); err != nil {
 				return err
 			}
 		}
@@ -103,7 +108,7 @@ func decodeValue(n *yaml.Node, v reflect.Value, path string) error {
 				return &keyError{Key: key, Line: k.Line, Reason: "given twice"}
 			}
 			elem := reflect.New(v.Type().Elem()).Elem()
-			if err := decodeValue(val, elem, key); err != nil {
+			if err := decodeValue(val, elem, key, lines); err != nil {
 				return err
 			}
 			out.SetMapIndex(reflect.ValueOf(k.Value), elem)
