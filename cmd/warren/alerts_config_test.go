@@ -99,9 +99,12 @@ alerts:
 	if got := cfg.Alerts.Webhooks[0].hook().MaxAge; got != 2*time.Hour {
 		t.Errorf("webhooks[0].max_age = %s, want 2h", got)
 	}
-	// Left out: the alerts package applies its 24h default.
-	if got := cfg.Alerts.Webhooks[1].hook().MaxAge; got != 0 {
-		t.Errorf("webhooks[1].max_age = %s, want 0 (default)", got)
+	// Left out: the default (24h), filled in so Settings shows it.
+	if got := cfg.Alerts.Webhooks[1].hook().MaxAge; got != alerts.DefaultMaxAge {
+		t.Errorf("webhooks[1].max_age = %s, want the default %s", got, alerts.DefaultMaxAge)
+	}
+	if got := cfg.Alerts.Webhooks[1].hook().Timeout; got != alerts.DefaultWebhookTimeout {
+		t.Errorf("webhooks[1].timeout = %s, want the default %s", got, alerts.DefaultWebhookTimeout)
 	}
 
 	def, err := loadConfig(writeConfig(t, "alerts: {webhooks: [{name: a, url: \"http://127.0.0.1:9000/hook\"}]}\n"), noEnv)

@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"warren/alerts"
+	"warren/consumers"
 	"warren/store"
 )
 
@@ -354,6 +355,23 @@ func loadConfig(path string, getenv func(string) string) (config, error) {
 		consumerDefaults(&cfg.Consumers[i], cfg.Performance)
 	}
 	authDefaults(&cfg.Auth)
+	// The alerts and consumers packages would apply these too; filling them
+	// here makes Settings show the values in force, not 0s.
+	for i := range cfg.Alerts.Webhooks {
+		w := &cfg.Alerts.Webhooks[i]
+		if w.Timeout == 0 {
+			w.Timeout = duration(alerts.DefaultWebhookTimeout)
+		}
+		if w.MaxAge == nil {
+			d := duration(alerts.DefaultMaxAge)
+			w.MaxAge = &d
+		}
+	}
+	for i := range cfg.Consumers {
+		if h := &cfg.Consumers[i].Handler; h.Type == "http" && h.Timeout == 0 {
+			h.Timeout = duration(consumers.DefaultHTTPHandlerTimeout)
+		}
+	}
 	err := storeDefaults(&cfg.Store)
 	if err == nil {
 		err = cfg.validate()
