@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -88,7 +90,8 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 	var phases phaseFlags
 	fs.Var(&phases, "phase", "a phase DURATION@RATE/s, e.g. 60s@100/s (rate max: unpaced); repeat for several, run in order")
 	phasesFile := fs.String("phases-file", "", "YAML list of phases, e.g. [{duration: 60s, rate: 100}, {duration: 2m, rate: 1000}]")
-	rate := fs.Float64("rate", 100, "messages per second for the one-phase form; 0 publishes as fast as confirms allow")
+	rate := rateFlag(100)
+	fs.Var(&rate, "rate", "messages per second for the one-phase form; max (or 0) publishes as fast as confirms allow")
 	dur := fs.Duration("duration", 0, "how long the one-phase form publishes, e.g. 30s (default: until --count, or 10s)")
 	count := fs.Int64("count", 0, "stop after this many messages in all (0: no limit)")
 	size := sizeFlag{loadgen.SizeRange{Min: 256, Max: 256}}
@@ -154,7 +157,7 @@ func runLoadgen(ctx context.Context, args []string, getenv func(string) string, 
 		Publishers: *publishers, MaxOutstanding: *maxOutstanding,
 	}
 	if len(phases) == 0 {
-		cfg.Rate, cfg.Duration = *rate, *dur
+		cfg.Rate, cfg.Duration = float64(rate), *dur
 	}
 	if err := cfg.Validate(); err != nil {
 		return usageErr(err)
@@ -312,4 +315,28 @@ func envOr(getenv func(string) string, key, def string) string {
 		return v
 	}
 	return def
+}
+
+// rateFlag is --rate: messages per second, or "max" (0: unpaced), as a
+// phase's rate is written.
+type rateFlag float64
+
+func (r *rateFlag) String() string {
+	if *r == 0 {
+		return "max"
+	}
+	return strconv.FormatFloat(float64(*r), 'f', -1, 64)
+}
+
+func (r *rateFlag) Set(s string) error {
+	if s == "max" {
+		*r = 0
+		return nil
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v < 0 || math.IsInf(v, 0) || math.IsNaN(v) {
+		return fmt.Errorf("want messages per second (a number, 0 or more) or max, got %q", s)
+	}
+	*r = rateFlag(v)
+	return nil
 }

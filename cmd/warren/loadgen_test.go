@@ -45,6 +45,8 @@ func TestLoadgenFlagErrors(t *testing.T) {
 		{[]string{"--exchange", "x", "--declare"}, "--declare declares --queue"},
 		{[]string{"--queue", "q", "--count", "-1"}, "--count must not be negative, got -1"},
 		{[]string{"--queue", "q", "extra"}, `unexpected argument "extra"`},
+		{[]string{"--queue", "q", "--rate", "fast"}, `invalid value "fast" for flag -rate: want messages per second (a number, 0 or more) or max`},
+		{[]string{"--queue", "q", "--rate", "-5"}, `invalid value "-5" for flag -rate`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stderr bytes.Buffer
@@ -158,5 +160,16 @@ func TestLoadgenCommandReportsAfterInterrupt(t *testing.T) {
 	out := stdout.String()
 	if !strings.Contains(out, "phase 1 1h0m0s@100/s") || !strings.Contains(out, "total") || !strings.Contains(out, "confirm p50") {
 		t.Fatalf("report after interrupt:\n%s", out)
+	}
+}
+
+// --rate takes "max" like a phase's rate does (a trial found it refused).
+func TestLoadgenRateMax(t *testing.T) {
+	var r rateFlag
+	if err := r.Set("max"); err != nil || r != 0 || r.String() != "max" {
+		t.Fatalf("max: %v %v %q", err, float64(r), r.String())
+	}
+	if err := r.Set("250.5"); err != nil || r != 250.5 {
+		t.Fatalf("250.5: %v %v", err, float64(r))
 	}
 }
