@@ -129,6 +129,11 @@ type Evaluator struct {
 	// notification (after Load: when its last one entered the outbox), for
 	// repeats.
 	notifiedAt map[alertKey]time.Time
+	// unnotified holds the firing alerts none of whose firing notifications
+	// was queued (a silence covered each one): their resolve is silenced
+	// too. Every other resolve goes out whatever silences say, so a
+	// receiver that was told of a firing always learns that it ended.
+	unnotified map[alertKey]bool
 	// queuedAt is when the last poll's notifications entered the outbox.
 	queuedAt time.Time
 }
@@ -150,6 +155,7 @@ func NewEvaluator(st Store, webhooks []WebhookConfig, logger *slog.Logger, opts 
 		pendingSeen:  make(map[alertKey]time.Time),
 		pendingSaved: make(map[alertKey]time.Time),
 		notifiedAt:   make(map[alertKey]time.Time),
+		unnotified:   make(map[alertKey]bool),
 	}
 	for _, w := range webhooks {
 		e.webhooks = append(e.webhooks, w.Name)
@@ -188,6 +194,9 @@ func (e *Evaluator) loadLocked(ctx context.Context) error {
 	}
 	e.active = active
 	e.notifiedAt = make(map[alertKey]time.Time)
+	e.unnotified = make(map[alertKey]bool)
+	// Without a NotifiedSource nothing counts as unnotified: every resolve
+	// then goes out (a missed resolve keeps an incident open forever).
 	if src, ok := e.st.(NotifiedSource); ok && len(active) > 0 {
 		last, err := src.LastNotified(ctx)
 		if err != nil {
@@ -196,6 +205,8 @@ func (e *Evaluator) loadLocked(ctx context.Context) error {
 		for key, a := range active {
 			if t, ok := last[a.ID]; ok {
 				e.notifiedAt[key] = t
+			} else {
+				e.unnotified[key] = true
 			}
 		}
 	}
@@ -523,11 +534,17 @@ func (e *Evaluator) resolve(ctx context.Context, key alertKey, cur Alert, value 
 
 // transition stores the alert's new state together with its outbox rows,
 // and only then updates memory and wakes the dispatcher. It reports whether
-// the store took it.
+// the store took it. Silences hold back firing notifications, and the
+// resolve of an alert whose firing was never notified; the resolve of one
+// that was notified is always sent.
 func (e *Evaluator) transition(ctx context.Context, key alertKey, a Alert, status string, queuedAt time.Time) bool {
 	nonce := randomHex(8)
 	outbox := make([]Notification, 0, len(e.webhooks))
-	silenced := e.silenced(ctx, a)
+	_, wasFiring := e.active[key]
+	silenced := false
+	if status == StateFiring || e.unnotified[key] {
+		silenced = e.silenced(ctx, a)
+	}
 	for _, name := range e.webhooks {
 		if silenced {
 			break
@@ -547,9 +564,16 @@ func (e *Evaluator) transition(ctx context.Context, key alertKey, a Alert, statu
 	}
 	if a.State == StateFiring {
 		e.active[key] = a
+		switch {
+		case len(outbox) > 0:
+			delete(e.unnotified, key)
+		case !wasFiring:
+			e.unnotified[key] = true
+		}
 	} else {
 		delete(e.active, key)
 		delete(e.notifiedAt, key)
+		delete(e.unnotified, key)
 	}
 	e.log.Info("alert "+status,
 		"alert_id", a.ID, "rule", a.Rule, "vhost", a.Vhost, "queue", a.Queue, "severity", a.Severity,
@@ -670,4 +694,10 @@ func (e *Evaluator) clearPending(ctx context.Context, key alertKey) {
 			e.log.Warn("deleting a pending alert wait", "rule", key.rule, "queue", key.queue, "err", err)
 		}
 	}
+}
+
+// DepthLevels is the queue_depth rule in force for one queue (the rules do
+// not change after NewEvaluator, so no lock is needed).
+func (e *Evaluator) DepthLevels(vhost, queue string) Effective {
+	return e.rules.Resolve(RuleQueueDepth, vhost, queue)
 }

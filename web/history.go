@@ -387,6 +387,20 @@ func (s *Server) queueSettings(v *queueDetailView, snap monitor.Snapshot, manage
 	if s.thresholds != nil {
 		l := s.thresholds.For(v.Row.Name)
 		v.Warning, v.Critical = groupDigits(l.Warning), groupDigits(l.Critical)
+		if s.depthAlert != nil {
+			// Alert overrides may differ from the status thresholds: say
+			// which levels page someone.
+			switch eff := s.depthAlert(v.Row.Vhost, v.Row.Name); {
+			case !eff.Enabled:
+				v.AlertLevels = "off"
+			case eff.Warning != float64(l.Warning) || !eff.HasCrit || eff.Critical != float64(l.Critical):
+				v.AlertLevels = "warning at " + groupDigits(int64(eff.Warning))
+				if eff.HasCrit {
+					v.AlertLevels += " · critical at " + groupDigits(int64(eff.Critical))
+				}
+				v.AlertLevels += " messages"
+			}
+		}
 	}
 	seen := map[string]bool{}
 	for _, st := range managed {

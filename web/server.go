@@ -81,6 +81,9 @@ type Deps struct {
 	// consumer's name to its dead-letter queue.
 	Thresholds       *monitor.Thresholds
 	DeadLetterQueues map[string]string
+	// DepthAlertLevels gives the queue_depth alert rule in force for a
+	// queue, which overrides may set apart from Thresholds (nil: not shown).
+	DepthAlertLevels func(vhost, queue string) alerts.Effective
 	// Auth says who may sign in and with which role; nil means no
 	// authentication (loopback clients only, each an operator "local").
 	Auth *AuthConfig
@@ -130,6 +133,7 @@ type Server struct {
 	history     History
 	types       MessageTypeSource
 	thresholds  *monitor.Thresholds
+	depthAlert  func(vhost, queue string) alerts.Effective
 	deadLetters map[string]string
 
 	assets       fs.FS
@@ -169,6 +173,7 @@ func New(d Deps) *Server {
 		history:         d.History,
 		types:           d.Types,
 		thresholds:      d.Thresholds,
+		depthAlert:      d.DepthAlertLevels,
 		deadLetters:     d.DeadLetterQueues,
 		log:             logger.With("component", "web"),
 		version:         d.Version,

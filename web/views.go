@@ -168,6 +168,9 @@ type queueDetailView struct {
 	// Warning and Critical are the depth thresholds in force ("" when the
 	// server was not told them).
 	Warning, Critical string
+	// AlertLevels is the queue_depth alert rule's levels for this queue
+	// when they differ from the thresholds above ("" otherwise), or "off".
+	AlertLevels string
 	// DeadLetters are where this queue's failed messages go.
 	DeadLetters []deadLetterLink
 }

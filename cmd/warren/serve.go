@@ -136,6 +136,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		History:          st,
 		Types:            mgr,
 		Thresholds:       &limits,
+		DepthAlertLevels: evaluator.DepthLevels,
 		DeadLetterQueues: consumerDeadLetterQueues(cfg),
 		Checks: []web.Check{
 			{Name: "store", Check: st.Ping},
