@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -166,17 +167,24 @@ func (g *genericNotifier) Notify(ctx context.Context, n Notification) (bool, err
 }
 
 // transportError describes a failed round trip without the URL's secrets:
-// *url.Error prints the full URL, query included, so only its cause is kept.
+// *url.Error prints the URL it was given (net/http masks only the password),
+// so its text is left out and its URL replaced by the redacted one.
 func (g *genericNotifier) transportError(parent, attemptCtx context.Context, n Notification, err error) error {
+	cause := err
 	var uerr *url.Error
 	if errors.As(err, &uerr) {
-		err = uerr.Err
+		// The message says the cause alone (the prefix names the target);
+		// the chain keeps the *url.Error, with its URL redacted, for
+		// callers that look for a timeout.
+		cause = uerr.Err
+		err = &url.Error{Op: uerr.Op, URL: g.target, Err: uerr.Err}
 	}
 	if parent.Err() == nil && attemptCtx.Err() != nil {
 		// Our own per-attempt deadline, not shutdown: say so plainly.
-		err = context.Cause(attemptCtx)
+		cause = context.Cause(attemptCtx)
+		err = cause
 	}
-	return &notifyError{msg: g.prefix(n) + g.scrub(err.Error()), err: err}
+	return &notifyError{msg: g.prefix(n) + g.scrub(cause.Error()), err: err}
 }
 
 func (g *genericNotifier) errorf(n Notification, format string, args ...any) error {
@@ -190,22 +198,24 @@ func (g *genericNotifier) prefix(n Notification) string {
 }
 
 // scrub removes what a lower layer or the receiver might echo back: the raw
-// URL, its password and its query string. Text holding the signing key is
-// withheld whole, since replacing a short key would mangle the text.
+// URL, its userinfo, path, query and fragment. Text holding the signing key
+// is withheld whole, since replacing a short key would mangle the text.
 func (g *genericNotifier) scrub(s string) string {
 	if g.cfg.Secret != "" && strings.Contains(s, g.cfg.Secret) {
 		return "(withheld: it contains the webhook secret)"
 	}
 	var secrets []string
 	if u, err := url.Parse(g.cfg.URL); err == nil {
-		if g.cfg.URL != RedactURL(g.cfg.URL) {
-			secrets = append(secrets, g.cfg.URL)
-		}
-		if p, ok := u.User.Password(); ok && p != "" {
+		// The whole URL becomes the redacted one, so the text still says
+		// which host it was about.
+		s = strings.ReplaceAll(s, g.cfg.URL, g.target)
+		s = strings.ReplaceAll(s, u.String(), g.target)
+		secrets = append(secrets, u.Path, u.EscapedPath(), u.RawQuery, u.Fragment)
+		if p, ok := u.User.Password(); ok {
 			secrets = append(secrets, p)
 		}
-		if u.RawQuery != "" {
-			secrets = append(secrets, u.RawQuery)
+		if name := u.User.Username(); len(name) >= 4 {
+			secrets = append(secrets, name)
 		}
 	}
 	// Configured header values are often credentials (Authorization).
@@ -214,8 +224,12 @@ func (g *genericNotifier) scrub(s string) string {
 			secrets = append(secrets, v)
 		}
 	}
+	// Longest first, so a path goes before any shorter secret inside it.
+	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
 	for _, sec := range secrets {
-		s = strings.ReplaceAll(s, sec, "***")
+		if sec != "" && sec != "/" {
+			s = strings.ReplaceAll(s, sec, redactedPart)
+		}
 	}
 	return s
 }
@@ -229,7 +243,7 @@ func bodySnippet(s string) string {
 }
 
 // notifyError carries a message already free of secrets; Unwrap exposes the
-// cause (never a *url.Error, which would print the full URL).
+// cause (a *url.Error in it holds the redacted URL, never the configured one).
 type notifyError struct {
 	msg string
 	err error
@@ -238,12 +252,35 @@ type notifyError struct {
 func (e *notifyError) Error() string { return e.msg }
 func (e *notifyError) Unwrap() error { return e.err }
 
-// RedactURL returns raw as scheme://host/path, dropping userinfo, query and
-// fragment, which commonly carry tokens. Unparseable input gives "<invalid url>".
+// RedactURL returns raw as it may be logged or shown: scheme://host:port
+// and "***" in place of any userinfo, path, query and fragment. Each of those
+// can be the credential (a Slack, Teams or Discord webhook's path is its
+// key). Unparseable input gives "<invalid url>".
 func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" || u.Host == "" {
 		return "<invalid url>"
 	}
-	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}).String()
+	var b strings.Builder
+	b.WriteString(u.Scheme + "://")
+	if u.User != nil {
+		b.WriteString(redactedPart + "@")
+	}
+	b.WriteString(u.Host)
+	switch {
+	case u.Path != "" && u.Path != "/":
+		b.WriteString("/" + redactedPart)
+	case u.Path == "/":
+		b.WriteString("/")
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		b.WriteString("?" + redactedPart)
+	}
+	if u.Fragment != "" {
+		b.WriteString("#" + redactedPart)
+	}
+	return b.String()
 }
+
+// redactedPart stands in for a hidden part of a URL or error text.
+const redactedPart = "***"

@@ -122,13 +122,13 @@ func TestGenericNotifierErrorsHideSecrets(t *testing.T) {
 			if retry != tt.wantRetry {
 				t.Errorf("retry = %v, want %v", retry, tt.wantRetry)
 			}
-			for _, s := range []string{secret, password, token, "user:"} {
+			for _, s := range []string{secret, password, token, "user:", "/hook"} {
 				if strings.Contains(msg, s) {
 					t.Errorf("error %q contains %q", msg, s)
 				}
 			}
-			if !strings.Contains(msg, `"ops"`) || !strings.Contains(msg, "/hook") || !strings.Contains(msg, tt.wantIn) {
-				t.Errorf("error %q should name the webhook, its path and %q", msg, tt.wantIn)
+			if !strings.Contains(msg, `"ops"`) || !strings.Contains(msg, "/***?***") || !strings.Contains(msg, tt.wantIn) {
+				t.Errorf("error %q should name the webhook, its redacted URL and %q", msg, tt.wantIn)
 			}
 		})
 	}
@@ -136,8 +136,12 @@ func TestGenericNotifierErrorsHideSecrets(t *testing.T) {
 
 func TestRedactURL(t *testing.T) {
 	tests := map[string]string{
-		"https://user:pw@hooks.example.com:8443/a/b?token=x#frag": "https://hooks.example.com:8443/a/b",
-		"http://127.0.0.1:9999/hook":                              "http://127.0.0.1:9999/hook",
+		"https://user:pw@hooks.example.com:8443/a/b?token=x#frag": "https://***@hooks.example.com:8443/***?***#***",
+		"http://127.0.0.1:9999/hook/secretpath":                   "http://127.0.0.1:9999/***",
+		"https://hooks.slack.com/services/T0/B0/XyZ":              "https://hooks.slack.com/***",
+		"http://127.0.0.1:9999/":                                  "http://127.0.0.1:9999/",
+		"http://127.0.0.1:9999":                                   "http://127.0.0.1:9999",
+		"http://h.example?key=k":                                  "http://h.example?***",
 		"not a url":                                               "<invalid url>",
 	}
 	for in, want := range tests {

@@ -10,8 +10,20 @@ import (
 // ErrAlertNotFound is wrapped by stores for an unknown alert id.
 var ErrAlertNotFound = errors.New("alert not found")
 
+// Errors of ending a silence early: stores wrap ErrSilenceNotFound for an
+// unknown id and ErrSilenceEnded for one no longer in force.
+var (
+	ErrSilenceNotFound = errors.New("silence not found")
+	ErrSilenceEnded    = errors.New("silence already ended")
+)
+
+// MaxSilence bounds how long a silence may last from its creation: a
+// forgotten silence must not hide alerts for months.
+const MaxSilence = 7 * 24 * time.Hour
+
 // Silence suppresses the notifications of matching alert transitions until
-// EndsAt; the transitions themselves are still recorded. Empty Rule, Vhost
+// EndsAt; the transitions themselves are still recorded. It never holds back
+// the resolve of an alert whose firing was notified. Empty Rule, Vhost
 // or Queue match everything; Queue may be a glob.
 type Silence struct {
 	ID        int64     `json:"id"`

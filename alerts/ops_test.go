@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"warren/alerts"
+	"warren/monitor"
 )
 
 // A silence suppresses notifications of the transitions it matches (they
@@ -111,5 +112,73 @@ func TestAlertMetrics(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("metrics %v, want %v", got, want)
+	}
+}
+
+// A silence holds back firing notifications, but not the resolve of an
+// alert whose firing (or escalation) was sent: the receiver must learn that
+// the incident it opened is over. An alert that fired and resolved inside
+// the silence stays quiet throughout. Also across a restart of the
+// evaluator (what was notified is then read from the outbox).
+func TestResolveAfterNotifiedFiringIsSentDuringSilence(t *testing.T) {
+	st := newStore(t)
+	rc := newReceiver(t, "", nil)
+	hooks := []alerts.WebhookConfig{rc.hook("pager")}
+	d, _ := startDispatcher(t, st, hooks)
+	e := newEvaluator(t, st, hooks, d)
+	ctx := context.Background()
+	c := newClock()
+	paged, quiet := uniqueQueue(t, "paged"), uniqueQueue(t, "quiet")
+	pagedRestart, quietRestart := uniqueQueue(t, "paged-restart"), uniqueQueue(t, "quiet-restart")
+	escalated := uniqueQueue(t, "escalated")
+	poll := func(e *alerts.Evaluator, levels map[string]int64) {
+		t.Helper()
+		var qs []monitor.QueueSample
+		for _, q := range []string{paged, quiet, pagedRestart, quietRestart, escalated} {
+			qs = append(qs, depth("/", q, levels[q]))
+		}
+		e.ObserveSnapshot(ctx, c.snap(qs...))
+		eventually(t, 10*time.Second, "an empty outbox", func() bool { return len(pending(t, st)) == 0 })
+	}
+	silence := func() alerts.Silence {
+		t.Helper()
+		sl, err := st.CreateSilence(ctx, alerts.Silence{EndsAt: time.Now().Add(time.Hour), Owner: "ana", Reason: "maintenance"})
+		if err != nil {
+			t.Fatalf("CreateSilence: %v", err)
+		}
+		return sl
+	}
+
+	poll(e, map[string]int64{paged: 12, pagedRestart: 12}) // notified
+	first := silence()
+	poll(e, map[string]int64{paged: 12, pagedRestart: 12, quiet: 12, quietRestart: 12, escalated: 12}) // silenced firings
+	poll(e, map[string]int64{pagedRestart: 12, quietRestart: 12, escalated: 12})                       // paged and quiet resolve
+
+	// The silence ends early; the escalation is notified; a new silence
+	// covers the resolve.
+	if _, err := st.ExpireSilence(ctx, first.ID, time.Now()); err != nil {
+		t.Fatalf("ExpireSilence: %v", err)
+	}
+	poll(e, map[string]int64{pagedRestart: 12, quietRestart: 12, escalated: 25})
+	silence()
+	poll(e, map[string]int64{pagedRestart: 12, quietRestart: 12})
+
+	// A restarted evaluator learns from the store which alerts were notified.
+	poll(newEvaluator(t, st, hooks, d), map[string]int64{})
+
+	got := map[string][]string{}
+	for _, r := range rc.got() {
+		got[r.Payload.Alert.Queue] = append(got[r.Payload.Alert.Queue], r.Payload.Status+"/"+r.Payload.Alert.Severity)
+	}
+	want := map[string][]string{
+		paged:        {"firing/warning", "resolved/warning"},
+		pagedRestart: {"firing/warning", "resolved/warning"},
+		escalated:    {"firing/critical", "resolved/critical"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("receiver got %v, want %v (nothing for %s or %s)", got, want, quiet, quietRestart)
+	}
+	if a := activeAlerts(t, e); len(a) != 0 {
+		t.Errorf("%d alerts still firing, want every one resolved", len(a))
 	}
 }

@@ -94,6 +94,36 @@ func (s *Store) ActiveSilences(ctx context.Context, now time.Time) ([]alerts.Sil
 	return out, nil
 }
 
+// ExpireSilence ends a silence in force at at: its ends_at becomes at and
+// the row stays as history. It returns the silence as it was before. An
+// unknown id wraps ErrNotFound and alerts.ErrSilenceNotFound; one that had
+// already ended by at wraps alerts.ErrSilenceEnded, and nothing changes.
+func (s *Store) ExpireSilence(ctx context.Context, id int64, at time.Time) (alerts.Silence, error) {
+	sl := alerts.Silence{ID: id}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var ends, created int64
+		err := tx.QueryRowContext(ctx, `SELECT rule, vhost, queue, ends_at, owner, reason, created_at
+			FROM alert_silences WHERE id = ?`, id).
+			Scan(&sl.Rule, &sl.Vhost, &sl.Queue, &ends, &sl.Owner, &sl.Reason, &created)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: %w", ErrNotFound, alerts.ErrSilenceNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		sl.EndsAt, sl.CreatedAt = fromMs(ends), fromMs(created)
+		if ends <= ms(at) {
+			return fmt.Errorf("%w at %s", alerts.ErrSilenceEnded, sl.EndsAt.Format(time.RFC3339))
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE alert_silences SET ends_at = ? WHERE id = ?`, ms(at), id)
+		return err
+	})
+	if err != nil {
+		return sl, fmt.Errorf("expiring silence %d: %w", id, err)
+	}
+	return sl, nil
+}
+
 // RecordAttempt adds one delivery attempt to the delivery log.
 func (s *Store) RecordAttempt(ctx context.Context, a alerts.Attempt) error {
 	if _, err := s.writer.ExecContext(ctx, `INSERT INTO alert_delivery_attempts

@@ -70,6 +70,10 @@ type AlertActions interface {
 	// AlertAck returns an alert's acknowledgement, ok false if it has none.
 	AlertAck(ctx context.Context, alertID string) (alerts.Ack, bool, error)
 	CreateSilence(ctx context.Context, sl alerts.Silence) (alerts.Silence, error)
+	// ExpireSilence ends a silence at at and returns it as it was; an
+	// unknown id wraps alerts.ErrSilenceNotFound, one no longer in force
+	// alerts.ErrSilenceEnded.
+	ExpireSilence(ctx context.Context, id int64, at time.Time) (alerts.Silence, error)
 	ActiveSilences(ctx context.Context, now time.Time) ([]alerts.Silence, error)
 	DeliveryLog(ctx context.Context, limit int) ([]alerts.Attempt, error)
 }
@@ -117,10 +121,14 @@ func (s *Server) apiAckAlert(c echo.Context) error {
 	if err := decodeStrict(c, &in); err != nil {
 		return err
 	}
-	if strings.TrimSpace(in.By) == "" {
+	by, err := s.actingAs(c, "by", in.By)
+	if err != nil {
+		return jsonError(http.StatusBadRequest, "%s", err.Error())
+	}
+	if by == "" {
 		return jsonError(http.StatusBadRequest, "by: is required (who acknowledges)")
 	}
-	ack := alerts.Ack{AlertID: c.Param("id"), By: in.By, Note: in.Note, At: time.Now().UTC().Truncate(time.Millisecond)}
+	ack := alerts.Ack{AlertID: c.Param("id"), By: by, Note: in.Note, At: time.Now().UTC().Truncate(time.Millisecond)}
 	if err := s.ackAlert(c, ack); err != nil {
 		if errors.Is(err, alerts.ErrAlertNotFound) {
 			return jsonError(http.StatusNotFound, "no alert %q", ack.AlertID)
@@ -148,8 +156,12 @@ func (s *Server) apiCreateSilence(c echo.Context) error {
 	if err := decodeStrict(c, &in); err != nil {
 		return err
 	}
+	owner, err := s.actingAs(c, "owner", in.Owner)
+	if err != nil {
+		return jsonError(http.StatusBadRequest, "%s", err.Error())
+	}
 	sl, err := newSilence(silenceInput{Rule: in.Rule, Vhost: in.Vhost, Queue: in.Queue, EndsAt: in.EndsAt,
-		Duration: in.Duration, Owner: in.Owner, Reason: in.Reason}, time.Now())
+		Duration: in.Duration, Owner: owner, Reason: in.Reason}, time.Now())
 	if err != nil {
 		return jsonError(http.StatusBadRequest, "%s", err.Error())
 	}
@@ -158,6 +170,39 @@ func (s *Server) apiCreateSilence(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusInternalServerError, "creating silence failed").SetInternal(err)
 	}
 	return c.JSON(http.StatusCreated, sl)
+}
+
+// apiExpireSilence is DELETE /api/silences/{id}: ends a silence in force
+// now (204). The row stays as history. An unknown id is 404; one that has
+// already ended (expired or run out) is 409.
+func (s *Server) apiExpireSilence(c echo.Context) error {
+	if err := s.needActions(); err != nil {
+		return err
+	}
+	id, err := silenceID(c)
+	if err != nil {
+		return err
+	}
+	if _, err := s.expireSilence(c, id); err != nil {
+		switch {
+		case errors.Is(err, alerts.ErrSilenceNotFound):
+			return jsonError(http.StatusNotFound, "no silence %d", id)
+		case errors.Is(err, alerts.ErrSilenceEnded):
+			return jsonError(http.StatusConflict, "silence %d has already ended", id)
+		}
+		return echo.NewHTTPError(http.StatusInternalServerError, "ending silence failed").SetInternal(err)
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// silenceID reads the {id} of a silence route: a positive integer, else 400.
+func silenceID(c echo.Context) (int64, error) {
+	v := c.Param("id")
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || id < 1 {
+		return 0, jsonError(http.StatusBadRequest, "silence id: want a positive integer, got %q", clip(v, 40))
+	}
+	return id, nil
 }
 
 // apiSilences is GET /api/silences: the silences in force.
@@ -245,18 +290,52 @@ func newSilence(in silenceInput, now time.Time) (alerts.Silence, error) {
 		if err != nil || d <= 0 {
 			return alerts.Silence{}, fmt.Errorf("duration: want a positive duration such as 2h, got %q", clip(in.Duration, 40))
 		}
+		if d > alerts.MaxSilence {
+			return alerts.Silence{}, fmt.Errorf("duration: at most %s, got %q", maxSilenceLabel(), clip(in.Duration, 40))
+		}
 		in.EndsAt = now.Add(d)
 	}
-	if !in.EndsAt.After(now) {
+	switch {
+	case in.EndsAt.IsZero():
+		return alerts.Silence{}, errors.New("ends_at or duration: give one (ends_at in RFC 3339, or duration such as 2h)")
+	case !in.EndsAt.After(now):
 		return alerts.Silence{}, errors.New("ends_at: must be in the future (or give duration)")
+	case in.EndsAt.Sub(now) > alerts.MaxSilence:
+		return alerts.Silence{}, fmt.Errorf("ends_at: at most %s from now, got %s", maxSilenceLabel(), in.EndsAt.UTC().Format(time.RFC3339))
 	}
 	return alerts.Silence{Rule: in.Rule, Vhost: in.Vhost, Queue: in.Queue, EndsAt: in.EndsAt.UTC(),
 		Owner: strings.TrimSpace(in.Owner), Reason: strings.TrimSpace(in.Reason)}, nil
 }
 
+// maxSilenceLabel writes alerts.MaxSilence as the form offers it, and in
+// days: "168h (7 days)".
+func maxSilenceLabel() string {
+	h := alerts.MaxSilence.Hours()
+	return strconv.FormatFloat(h, 'f', -1, 64) + "h (" + strconv.FormatFloat(h/24, 'f', -1, 64) + " days)"
+}
+
 // alertActor is who acts on the alerts page: the signed-in user ("local"
 // without authentication).
 func alertActor(c echo.Context) string { return signedInUser(c) }
+
+// actingAs is the name an action is recorded under when the request names
+// one (an ack's "by", a silence's "owner"). With authentication it is the
+// signed-in user: empty means them, and another name is refused rather than
+// ignored, so nobody acts in someone else's name and no client believes it
+// did. Without authentication (loopback clients only) the name is taken as
+// given, as before.
+func (s *Server) actingAs(c echo.Context, field, given string) (string, error) {
+	given = strings.TrimSpace(given)
+	if !s.auth.cfg.enabled() {
+		return given, nil
+	}
+	user := signedInUser(c)
+	if given != "" && given != user {
+		return "", fmt.Errorf("%s: must be the signed-in user %q (or left out) when authentication is on, got %q",
+			field, user, clip(given, 40))
+	}
+	return user, nil
+}
 
 // The /alerts page: firing alerts (acknowledge), acknowledged ones, the
 // silences in force (add one), the history, and the webhook targets (send a
@@ -306,17 +385,24 @@ type silencesView struct {
 	Rows      []silenceRow
 	Err       string
 	Form      silenceFormView
+	// ActionDone and ActionErr are the outcome of ending a silence; the
+	// error stands next to the row when the silence is still listed.
+	ActionDone, ActionErr string
 }
 
 type silenceRow struct {
+	ID                                            int64
 	Rule, Vhost, Queue, Ends, Left, Owner, Reason string
+	ExpireURL, Error                              string
 }
 
 type silenceFormView struct {
 	URL                                    string
 	Rules, Durations                       []string
 	Rule, Vhost, Queue, For, Owner, Reason string
-	Error, Done                            string
+	// OwnerFixed: with authentication the owner is the signed-in user.
+	OwnerFixed  bool
+	Error, Done string
 }
 
 type deliveriesView struct {
@@ -355,6 +441,10 @@ func alertUnit(rule string) string {
 
 func alertControlURL(id, action string) string {
 	return "/ui/alerts/" + url.PathEscape(id) + "/" + action
+}
+
+func silenceExpireURL(id int64) string {
+	return "/ui/silences/" + strconv.FormatInt(id, 10) + "/expire"
 }
 
 func webhookTestURL(name string) string {
@@ -421,6 +511,7 @@ func (s *Server) silencesPanel(c echo.Context, form silenceFormView) silencesVie
 	if form.Owner == "" {
 		form.Owner = alertActor(c)
 	}
+	form.OwnerFixed = s.auth.cfg.enabled()
 	v := silencesView{Available: s.alertActions != nil, Form: form}
 	if s.alertActions == nil {
 		return v
@@ -432,8 +523,9 @@ func (s *Server) silencesPanel(c echo.Context, form silenceFormView) silencesVie
 		v.Err = "could not read the silences"
 	}
 	for _, sl := range list {
-		r := silenceRow{Rule: sl.Rule, Vhost: sl.Vhost, Queue: sl.Queue, Ends: dateTime(sl.EndsAt),
-			Left: humanDuration(sl.EndsAt.Sub(now)) + " left", Owner: sl.Owner, Reason: sl.Reason}
+		r := silenceRow{ID: sl.ID, Rule: sl.Rule, Vhost: sl.Vhost, Queue: sl.Queue, Ends: dateTime(sl.EndsAt),
+			Left: humanDuration(sl.EndsAt.Sub(now)) + " left", Owner: sl.Owner, Reason: sl.Reason,
+			ExpireURL: silenceExpireURL(sl.ID)}
 		if r.Rule == "" {
 			r.Rule = "any rule"
 		}
@@ -565,6 +657,12 @@ func (s *Server) uiCreateSilence(c echo.Context) error {
 	if form.For == "" {
 		return fail(http.StatusUnprocessableEntity, "for: choose how long the silence lasts")
 	}
+	owner, err := s.actingAs(c, "owner", form.Owner)
+	if err != nil {
+		form.Owner = alertActor(c)
+		return fail(http.StatusUnprocessableEntity, err.Error())
+	}
+	form.Owner = owner
 	sl, err := newSilence(silenceInput{Rule: form.Rule, Vhost: form.Vhost, Queue: form.Queue, Duration: form.For,
 		Owner: form.Owner, Reason: form.Reason}, time.Now())
 	if err != nil {
@@ -578,6 +676,43 @@ func (s *Server) uiCreateSilence(c echo.Context) error {
 	return render(c, http.StatusOK, silencesSection(s.silencesPanel(c, silenceFormView{
 		Done: "silence " + strconv.FormatInt(sl.ID, 10) + " added, until " + clock(sl.EndsAt),
 	})))
+}
+
+// uiExpireSilence is POST /ui/silences/{id}/expire: ends a silence now; it
+// answers with the #silences panel, the outcome above the list (or the
+// error next to the silence's row while it is still listed).
+func (s *Server) uiExpireSilence(c echo.Context) error {
+	id, err := silenceID(c)
+	if err != nil {
+		return err
+	}
+	fail := func(code int, msg string) error {
+		v := s.silencesPanel(c, silenceFormView{})
+		for i := range v.Rows {
+			if v.Rows[i].ID == id {
+				v.Rows[i].Error = msg
+				return render(c, code, silencesSection(v))
+			}
+		}
+		v.ActionErr = msg
+		return render(c, code, silencesSection(v))
+	}
+	if s.alertActions == nil {
+		return fail(http.StatusServiceUnavailable, "silences are not available")
+	}
+	if _, err := s.expireSilence(c, id); err != nil {
+		switch {
+		case errors.Is(err, alerts.ErrSilenceNotFound):
+			return fail(http.StatusNotFound, "silence "+strconv.FormatInt(id, 10)+" does not exist")
+		case errors.Is(err, alerts.ErrSilenceEnded):
+			return fail(http.StatusConflict, "silence "+strconv.FormatInt(id, 10)+" has already ended")
+		}
+		s.log.Error("ending silence", "silence_id", id, "error", err)
+		return fail(http.StatusInternalServerError, "ending the silence failed")
+	}
+	v := s.silencesPanel(c, silenceFormView{})
+	v.ActionDone = "silence " + strconv.FormatInt(id, 10) + " ended"
+	return render(c, http.StatusOK, silencesSection(v))
 }
 
 // uiTestWebhook is POST /ui/webhooks/{name}/test; it answers with the

@@ -34,6 +34,7 @@ const (
 	auditResume         = "consumer.resume"
 	auditAlertAck       = "alert.ack"
 	auditSilenceCreate  = "silence.create"
+	auditSilenceExpire  = "silence.expire"
 	auditWebhookTest    = "webhook.test"
 	auditRequestDenied  = "request.denied"
 	auditWriteTimeout   = 5 * time.Second
@@ -43,7 +44,7 @@ const (
 
 // auditActions are the actions the page's filter offers.
 var auditActions = []string{auditConcurrency, auditPrefetch, auditThrottleMax, auditThrottleDelay, auditPause,
-	auditResume, auditAlertAck, auditSilenceCreate, auditWebhookTest, auditRequestDenied}
+	auditResume, auditAlertAck, auditSilenceCreate, auditSilenceExpire, auditWebhookTest, auditRequestDenied}
 
 // recordAction logs one operator action and stores it in the audit log.
 // result is the action's error (nil: it took effect). It never fails the
@@ -88,6 +89,7 @@ func auditOutcome(err error) string {
 		return store.AuditDenied
 	case isNotFound(err), isInvalid(err), errors.Is(err, errBadForm),
 		errors.Is(err, alerts.ErrAlertNotFound), errors.Is(err, alerts.ErrUnknownWebhook),
+		errors.Is(err, alerts.ErrSilenceNotFound), errors.Is(err, alerts.ErrSilenceEnded),
 		errors.As(err, &he) && he.Code < 500:
 		return store.AuditRejected
 	default:
@@ -200,6 +202,21 @@ func (s *Server) createSilence(c echo.Context, sl alerts.Silence) (alerts.Silenc
 	}
 	s.recordAction(c, auditSilenceCreate, silenceTarget(sl), "", newValue, err)
 	return out, err
+}
+
+// expireSilence ends a silence now through the alert actions and audits it
+// with its end before and after. Handlers call it instead of
+// AlertActions.ExpireSilence.
+func (s *Server) expireSilence(c echo.Context, id int64) (alerts.Silence, error) {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	old, err := s.alertActions.ExpireSilence(c.Request().Context(), id, now)
+	target, oldValue, newValue := fmt.Sprintf("silence #%d", id), "", ""
+	if err == nil {
+		target += " " + silenceTarget(old)
+		oldValue, newValue = "until "+dateTime(old.EndsAt), "until "+dateTime(now)
+	}
+	s.recordAction(c, auditSilenceExpire, target, oldValue, newValue, err)
+	return old, err
 }
 
 // silenceTarget writes a silence's matchers; empty ones match everything.

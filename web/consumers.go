@@ -125,6 +125,12 @@ func (s *Server) apiStateChange(c echo.Context, do func(context.Context, string)
 // patchFields are the only keys a PATCH body may have.
 var patchFields = []string{"concurrency", "prefetch", "throttle_max_concurrent", "throttle_delay_ms"}
 
+// patchFieldList names patchFields for an error message, without quotes:
+// the message goes out as a JSON string, where quotes come back escaped.
+func patchFieldList() string {
+	return strings.Join(patchFields[:len(patchFields)-1], ", ") + " or " + patchFields[len(patchFields)-1]
+}
+
 // decodeChange parses a PATCH body strictly: one JSON object whose keys are
 // among patchFields, each at most once, each a JSON integer that fits an int;
 // at least one key; nothing after the object. Error messages name the field.
@@ -158,7 +164,7 @@ func decodeChange(body []byte) (consumers.Change, error) {
 			known = known || key == f
 		}
 		if !known {
-			return ch, fmt.Errorf("unknown field %q: only %q can be changed", key, strings.Join(patchFields, `", "`))
+			return ch, fmt.Errorf("unknown field %q: only %s can be changed", clip(key, 40), patchFieldList())
 		}
 		if seen[key] {
 			return ch, fmt.Errorf("field %q appears more than once", key)
@@ -190,7 +196,7 @@ func decodeChange(body []byte) (consumers.Change, error) {
 		return ch, errors.New("request body has data after the JSON object")
 	}
 	if ch.Concurrency == nil && ch.Prefetch == nil && ch.ThrottleMaxConcurrent == nil && ch.ThrottleDelay == nil {
-		return ch, fmt.Errorf("nothing to change: give one or more of %q", strings.Join(patchFields, `", "`))
+		return ch, fmt.Errorf("nothing to change: give one or more of %s", patchFieldList())
 	}
 	return ch, nil
 }

@@ -59,9 +59,14 @@ func (p hostPolicy) allows(hostHeader string) bool {
 }
 
 // checkHost refuses requests for any other host with 421 Misdirected Request
-// before they reach a handler (pages, API, static files, metrics, probes).
+// before they reach a handler (pages, API, static files, metrics). The
+// liveness and readiness probes are exempt: orchestrators send the pod's IP
+// as Host, and the probes hold no data a rebinding page could read or change.
 func (s *Server) checkHost(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if p := c.Request().URL.Path; p == "/healthz" || p == "/readyz" {
+			return next(c)
+		}
 		if !s.hosts.allows(c.Request().Host) {
 			return jsonError(http.StatusMisdirectedRequest,
 				"host not allowed: this server answers only to loopback addresses, localhost and its configured allowed hosts")

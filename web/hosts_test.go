@@ -69,7 +69,9 @@ func TestDNSRebindingRefused(t *testing.T) {
 		return resp.StatusCode, string(b)
 	}
 
-	for _, path := range []string{"/", "/queues", "/alerts", "/api/queues", "/api/alerts", "/static/app.js", "/metrics", "/healthz", "/readyz", "/api/nope"} {
+	// /healthz and /readyz are exempt (orchestrators probe by pod IP; see
+	// TestProbesAnswerAnyHost).
+	for _, path := range []string{"/", "/queues", "/alerts", "/api/queues", "/api/alerts", "/static/app.js", "/metrics", "/api/nope", "/nope"} {
 		code, body := send(http.MethodGet, path, "evil.example:8080", "", "")
 		if code != http.StatusMisdirectedRequest || !strings.Contains(body, "host not allowed") {
 			t.Errorf("GET %s with Host evil.example:8080 = %d %.80q, want 421", path, code, body)

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -156,7 +157,8 @@ type errorBody struct {
 	Error string `json:"error"`
 }
 
-// handleError turns handler errors into {"error":"..."} responses. Messages
+// handleError turns handler errors into {"error":"..."} responses, or an
+// HTML error page for a browser's page request (see wantsErrorPage). Messages
 // of 5xx errors are replaced by a generic one (details go to the log only).
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
@@ -179,14 +181,46 @@ func (s *Server) handleError(err error, c echo.Context) {
 		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.EscapedPath(), "error", err)
 	}
 	noStore(c)
-	if c.Request().Method == http.MethodHead {
+	switch {
+	case c.Request().Method == http.MethodHead:
 		err = c.NoContent(code)
-	} else {
+	case wantsErrorPage(c):
+		err = render(c, code, page(s.errorPageView(c, code), errorPanel(code, msg)))
+	default:
 		err = c.JSON(code, errorBody{Error: msg})
 	}
 	if err != nil {
 		s.log.Warn("writing error response", "error", err)
 	}
+}
+
+// wantsErrorPage tells a page load, whose error a person reads in the
+// browser, from requests whose client reads {"error"}: /api, the htmx
+// controls and refreshes (app.js shows the message next to the control),
+// probes, metrics and static files.
+func wantsErrorPage(c echo.Context) bool {
+	if isHX(c) {
+		return false
+	}
+	p := c.Request().URL.Path
+	for _, prefix := range []string{"/api/", "/ui/", "/static/"} {
+		if strings.HasPrefix(p, prefix) {
+			return false
+		}
+	}
+	return p != "/api" && p != "/healthz" && p != "/readyz" && p != "/metrics"
+}
+
+// errorPageView is the layout of an error page. Only a signed-in user sees
+// the version and the broker's state: the error may be that they are not.
+func (s *Server) errorPageView(c echo.Context, code int) pageView {
+	title := strconv.Itoa(code) + " " + strings.ToLower(http.StatusText(code))
+	if principalOf(c.Request().Context()).User != "" {
+		return s.pageView(c, title)
+	}
+	token, _ := c.Get(csrfContextKey).(string)
+	return pageView{Title: title, CSRF: token, Build: s.buildID, Asset: s.assetURL,
+		Broker: brokerView{State: pollPending, Text: "management API: sign in to see"}}
 }
 
 // jsonError is a 4xx with a message for the client.

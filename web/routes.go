@@ -25,7 +25,7 @@ import (
 // UI controls (htmx forms, CSRF token required, answer with the consumer row):
 // POST /ui/consumers/{name}/concurrency|prefetch|pause|resume. Alert
 // controls answer with their panel of /alerts: POST /ui/alerts/{id}/ack,
-// /ui/silences, /ui/webhooks/{name}/test.
+// /ui/silences, /ui/silences/{id}/expire, /ui/webhooks/{name}/test.
 //
 // Every response carries X-Warren-Build (see sendBuild).
 //
@@ -77,6 +77,7 @@ func (s *Server) routes() *echo.Echo {
 	ui.POST("/resume", s.uiResume)
 	e.POST("/ui/alerts/:id/ack", s.uiAckAlert)
 	e.POST("/ui/silences", s.uiCreateSilence)
+	e.POST("/ui/silences/:id/expire", s.uiExpireSilence)
 	e.POST("/ui/webhooks/:name/test", s.uiTestWebhook)
 
 	// JSON API.
@@ -95,6 +96,7 @@ func (s *Server) routes() *echo.Echo {
 	api.POST("/alerts/:id/ack", s.apiAckAlert)
 	api.POST("/silences", s.apiCreateSilence)
 	api.GET("/silences", s.apiSilences)
+	api.DELETE("/silences/:id", s.apiExpireSilence)
 	api.GET("/deliveries", s.apiDeliveries)
 	api.POST("/webhooks/:name/test", s.apiTestWebhook)
 

@@ -550,7 +550,8 @@ func (c *config) validate() error {
 		}
 		hooks[w.Name] = true
 		if err := validateHTTPURL(w.URL); err != nil {
-			return validationError(key+".url", "%v", err)
+			// Not echoed: a webhook URL's path or query may be its key.
+			return validationError(key+".url", "must be an absolute http:// or https:// URL (the value is not repeated: it may hold the webhook's key)")
 		}
 		if w.Format == "" {
 			c.Alerts.Webhooks[i].Format = "generic"

@@ -111,6 +111,9 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 		{"bad amqp url", "amqp_url: http://x\n", "key amqp_url"},
 		{"webhook format", "alerts:\n  webhooks:\n    - {name: a, url: 'http://127.0.0.1/x', format: xml}\n", "key alerts.webhooks[0].format"},
 		{"webhook url", "alerts:\n  webhooks:\n    - {name: a, url: 'ftp://x'}\n", "key alerts.webhooks[0].url"},
+		// The path of a Slack-style URL is its key: the message does not repeat it.
+		{"webhook url not echoed", "alerts:\n  webhooks:\n    - {name: a, url: 'hooks.slack.example/services/T0/s3cret'}\n",
+			"key alerts.webhooks[0].url (line 3): must be an absolute http:// or https:// URL (the value is not repeated"},
 		{"management url with credentials", "management: {url: 'http://u:secret@127.0.0.1:15672'}\n", "key management.url (line 1): must not hold credentials"},
 		{"allowed host with port", "allowed_hosts: [warren.internal:8080]\n", "key allowed_hosts[0]"},
 		{"list instead of map", "management: [1, 2]\n", "key management (line 1): want a mapping"},
@@ -192,7 +195,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"warren"}, 2, "Usage:"},
 		{[]string{"warren", "frobnicate"}, 2, `unknown command "frobnicate"`},
 		{[]string{"warren", "loadgen"}, 2, "--queue is required"},
-		{[]string{"warren", "loadgen", "--queue", "q", "--rate", "-5"}, 2, "--rate must not be negative"},
+		{[]string{"warren", "loadgen", "--queue", "q", "--rate", "-5"}, 2, `invalid value "-5" for flag -rate: want messages per second (a number, 0 or more) or max`},
 		{[]string{"warren", "loadgen", "--queue", "q", "--duration", "soon"}, 2, "invalid value \"soon\" for flag -duration"},
 		{[]string{"warren", "serve", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"warren", "serve", "--config", "/nonexistent/warren.yaml"}, 1, "reading config"},
