@@ -34,9 +34,12 @@ type consumer struct {
 	lim      *limiter
 	prefetch atomic.Int64 // desired prefetch
 	applied  atomic.Int64 // prefetch of the live subscription, 0 when none
-	paused   atomic.Bool
-	live     atomic.Pointer[subscription]
-	tagSeq   atomic.Uint64
+	// lastApplied is the prefetch of the latest subscription, kept while
+	// there is none (paused, reconnecting): a pause changes nothing pending.
+	lastApplied atomic.Int64
+	paused      atomic.Bool
+	live        atomic.Pointer[subscription]
+	tagSeq      atomic.Uint64
 
 	// ctlMu serialises Update/Pause/Resume with each other and with the start
 	// of the run loop, so a change made before Run is never lost.
@@ -212,6 +215,7 @@ func (c *consumer) status(now time.Time) Status {
 		Concurrency:           c.lim.current(),
 		Prefetch:              int(c.prefetch.Load()),
 		AppliedPrefetch:       int(c.applied.Load()),
+		PrefetchPending:       c.prefetchPending(),
 		MaxConcurrency:        c.cfg.MaxConcurrency,
 		MaxPrefetch:           c.cfg.MaxPrefetch,
 		InFlight:              c.stats.inFlight.Load(),
@@ -659,6 +663,7 @@ func (c *consumer) subscribe(sess *session, prefetch int) (*subscription, error)
 		go c.dispatch(s)
 	}
 	c.applied.Store(int64(prefetch))
+	c.lastApplied.Store(int64(prefetch))
 	c.live.Store(s)
 	return s, nil
 }
@@ -920,4 +925,15 @@ func toDelivery(d *amqp.Delivery, body []byte, encoding string) Delivery {
 		Redelivered:     d.Redelivered,
 		Timestamp:       d.Timestamp,
 	}
+}
+
+// prefetchPending reports whether the desired prefetch is not yet the one
+// the broker enforces: the live subscription has another, or, with none
+// live, the next subscription will bring a changed value.
+func (c *consumer) prefetchPending() bool {
+	want := c.prefetch.Load()
+	if a := c.applied.Load(); a != 0 {
+		return a != want
+	}
+	return c.lastApplied.Load() != want
 }

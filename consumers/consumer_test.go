@@ -269,6 +269,17 @@ func TestPauseStopsIntakeAndResumeContinues(t *testing.T) {
 	if err != nil || st.State != StatePaused {
 		t.Fatalf("Pause: %+v, %v", st, err)
 	}
+	// Paused without a change, nothing is pending (a trial saw "applying"
+	// on every paused consumer); a change made while paused is.
+	if st.PrefetchPending {
+		t.Errorf("paused without a prefetch change: prefetch_pending true")
+	}
+	if st, err := r.Update(ctx, "pause", Change{Prefetch: ptr(cfg.PrefetchCount + 1)}); err != nil || !st.PrefetchPending {
+		t.Fatalf("prefetch changed while paused: pending %v, %v", st.PrefetchPending, err)
+	}
+	if st, err := r.Update(ctx, "pause", Change{Prefetch: ptr(cfg.PrefetchCount)}); err != nil || st.PrefetchPending {
+		t.Fatalf("prefetch changed back while paused: pending %v, %v", st.PrefetchPending, err)
+	}
 	eventually(t, 10*time.Second, func() bool { return mustGet(t, r.Manager, "pause").InFlight == 0 }, "in-flight drained")
 	processed := mustGet(t, r.Manager, "pause").Processed
 	if processed >= n {

@@ -89,7 +89,10 @@ type Status struct {
 	Prefetch    int    `json:"prefetch"`
 	// AppliedPrefetch is the prefetch the broker currently enforces on the
 	// live subscription; it lags Prefetch while a re-subscribe is in progress.
-	AppliedPrefetch int    `json:"applied_prefetch"`
+	AppliedPrefetch int `json:"applied_prefetch"`
+	// PrefetchPending: Prefetch is not yet in force (a re-subscribe is in
+	// progress, or a change made while paused waits for the resume).
+	PrefetchPending bool   `json:"prefetch_pending"`
 	MaxConcurrency  int    `json:"max_concurrency"`
 	MaxPrefetch     int    `json:"max_prefetch"`
 	InFlight        int64  `json:"in_flight"`

@@ -303,7 +303,7 @@ func TestConsumerRowApplying(t *testing.T) {
 	if newConsumerRow(st).PrefetchApplying {
 		t.Error("applied prefetch equal to desired shows applying")
 	}
-	st.Prefetch = 50
+	st.Prefetch, st.PrefetchPending = 50, true
 	if !newConsumerRow(st).PrefetchApplying {
 		t.Error("applied 10, desired 50: not applying")
 	}

@@ -332,7 +332,7 @@ func newConsumerRow(st consumers.Status) consumerRow {
 	r.ErrorRate = errorRateCell(st.Processed, st.Failed)
 	r.Circuit = st.Circuit
 	r.Throttle = throttleText(st.ThrottleMaxConcurrent, st.ThrottleDelayMs)
-	r.PrefetchApplying = st.AppliedPrefetch != st.Prefetch
+	r.PrefetchApplying = st.PrefetchPending
 	return r
 }
 
