@@ -90,7 +90,7 @@ type Poller struct {
 	rates   map[queueKey]rateState // for warren's own rate deltas
 	logged  map[string]bool        // oddities and one-off warnings already logged
 	metrics pollMetrics            // optional; set by NewCollector
-	probe   *prober                // nil: management API counts only
+	probe   depthProber            // nil: management API counts only
 }
 
 // NewPoller validates cfg, fills in defaults and returns a Poller. w may be
@@ -144,14 +144,16 @@ func NewPoller(cfg PollerConfig, w SampleWriter, observers []Observer, logger *s
 		}
 	}
 	endpoint := strings.TrimRight(cfg.URL, "/")
-	var probe *prober
+	var probe depthProber
 	switch {
 	case cfg.Probe.MaxQueues < 0:
 		return nil, fmt.Errorf("depth probe max queues %d: must not be negative", cfg.Probe.MaxQueues)
 	case cfg.Probe.MaxQueues > 0:
-		if probe, err = newProber(cfg.Probe, logger.With("component", "monitor")); err != nil {
+		pr, err := newProber(cfg.Probe, logger.With("component", "monitor"))
+		if err != nil {
 			return nil, err
 		}
+		probe = pr
 	}
 	return &Poller{
 		probe:     probe,
@@ -345,13 +347,16 @@ func (p *Poller) poll(ctx context.Context, at time.Time) (Snapshot, listStats, e
 	if err := p.markDeadLetters(ctx, queues); err != nil {
 		return snap, stats, err
 	}
-	if p.probe != nil {
-		stats.probed = p.probe.refresh(ctx, queues, p.cfg.Thresholds)
-	}
+	// Rates come from the management API's own depths and publish counters,
+	// which lag together; a fresh depth next to a stale counter would
+	// show as phantom egress. The probe then refreshes the depths shown.
 	next, odd := deriveRates(p.rates, queues, at)
 	p.rates = next
 	stats.oddValues += len(odd)
 	p.reportOddities(odd)
+	if p.probe != nil {
+		stats.probed = p.probe.refresh(ctx, queues, p.cfg.Thresholds)
+	}
 	snap.Queues = queues
 	return snap, stats, nil
 }

@@ -38,6 +38,12 @@ type ProbeConfig struct {
 	Timeout time.Duration
 }
 
+// depthProber is what the poller needs of a prober (a fake in tests).
+type depthProber interface {
+	refresh(ctx context.Context, qs []QueueSample, th Thresholds) int
+	close()
+}
+
 // maxProbeVhosts bounds the AMQP connections a prober keeps open (one per vhost).
 const maxProbeVhosts = 16
 
@@ -171,6 +177,8 @@ func (p *prober) refresh(ctx context.Context, qs []QueueSample, th Thresholds) i
 		q.Ready = &ready
 		q.Messages = &fresh
 		q.Status = th.Classify(q.Name, q.Messages)
+		// The rates stay the management API's; drain time uses the fresh depth.
+		q.TimeToDrainSeconds, q.Growing = drain(q.Ready, q.IngressRate, q.EgressRate)
 		n++
 	}
 	if lastErr != nil && lastErr.Error() != p.lastWarn {
