@@ -91,6 +91,11 @@ func decodeStrict(c echo.Context, dst any) error {
 	if err != nil {
 		return jsonError(http.StatusBadRequest, "reading request body: %v", err)
 	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		// No body is an empty object: `curl -X POST …/ack` with the
+		// signed-in user needs nothing else; missing fields say so below.
+		body = []byte("{}")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {

@@ -241,7 +241,12 @@ func (s *Server) sendWebhookTest(c echo.Context, name string) (alerts.Attempt, e
 			newValue += ": " + a.Error
 		}
 	}
-	s.recordAction(c, auditWebhookTest, name, "", newValue, err)
+	result := err
+	if err == nil && a.Outcome != "delivered" {
+		// Sent but not accepted: the action did not do what was asked.
+		result = fmt.Errorf("the receiver did not accept it (%s)", a.Outcome)
+	}
+	s.recordAction(c, auditWebhookTest, name, "", newValue, result)
 	return a, err
 }
 

@@ -35,7 +35,12 @@ func TestEveryOperatorActionIsAudited(t *testing.T) {
 	ctx := t.Context()
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
 	t.Cleanup(recv.Close)
-	disp, err := alerts.NewDispatcher(st, []alerts.WebhookConfig{{Name: "ops", URL: recv.URL + "/hook", Format: "slack"}}, testLogger())
+	// A receiver that is gone: its test send is not accepted.
+	gone := httptest.NewServer(http.NotFoundHandler())
+	goneURL := gone.URL
+	gone.Close()
+	disp, err := alerts.NewDispatcher(st, []alerts.WebhookConfig{{Name: "ops", URL: recv.URL + "/hook", Format: "slack"},
+		{Name: "down", URL: goneURL + "/hook", Format: "slack"}}, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,6 +108,10 @@ func TestEveryOperatorActionIsAudited(t *testing.T) {
 			store.AuditEntry{Action: auditSilenceCreate, Target: "rule=* vhost=/ queue=orders", Outcome: store.AuditOK}},
 		{"ui webhook test", func() int { return form("/ui/webhooks/ops/test", "") }, 200,
 			store.AuditEntry{Action: auditWebhookTest, Target: "ops", NewValue: "test notification delivered", Outcome: store.AuditOK}},
+		// Sent but not accepted is a failed action, not "ok" (a trial saw
+		// abandoned tests audited as ok).
+		{"api webhook test not accepted", func() int { return api(http.MethodPost, "/api/webhooks/down/test", "") }, 502,
+			store.AuditEntry{Action: auditWebhookTest, Target: "down", Outcome: store.AuditFailed}},
 		{"api webhook test unknown", func() int { return api(http.MethodPost, "/api/webhooks/nope/test", "") }, 404,
 			store.AuditEntry{Action: auditWebhookTest, Target: "nope", Outcome: store.AuditRejected}},
 	}

@@ -244,6 +244,11 @@ func TestAckByWithoutAuthIsTheBodyValue(t *testing.T) {
 	if code, _, body := do(t, c, http.MethodPost, f.http.URL+"/api/alerts/alert-1/ack", "application/json", `{"note":"x"}`, nil); code != 400 || !strings.Contains(body, "by: is required") {
 		t.Errorf("ack without by = %d %s, want 400", code, body)
 	}
+	// No body at all is an empty object, not a JSON syntax error (a trial
+	// got "unexpected end of input" for a body-less ack).
+	if code, _, body := do(t, c, http.MethodPost, f.http.URL+"/api/alerts/alert-1/ack", "application/json", "", nil); code != 400 || !strings.Contains(body, "by: is required") {
+		t.Errorf("ack without a body = %d %s, want 400 naming by", code, body)
+	}
 	_, _, page := do(t, c, http.MethodGet, f.http.URL+"/alerts", "", "", nil)
 	owner := findAll(parseHTML(t, page), func(n *html.Node) bool { v, _ := attr(n, "name"); return n.Data == "input" && v == "owner" })
 	if len(owner) != 1 {
@@ -298,6 +303,14 @@ func TestProbesAnswerAnyHost(t *testing.T) {
 		for _, p := range []string{"/healthz", "/readyz"} {
 			if code, body := get(p, host); code != http.StatusOK || !strings.Contains(body, `"status":"ok"`) {
 				t.Errorf("GET %s with Host %s = %d %s, want 200", p, host, code, body)
+			}
+			// Some load balancers probe with HEAD (it was a 405).
+			req, _ := http.NewRequest(http.MethodHead, f.http.URL+p, nil)
+			req.Host = host
+			if resp, err := c.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+				t.Errorf("HEAD %s with Host %s: %v %v, want 200", p, host, err, resp)
+			} else {
+				resp.Body.Close()
 			}
 		}
 		for _, p := range []string{"/", "/api/queues", "/metrics", "/healthz/", "/readyz/x"} {

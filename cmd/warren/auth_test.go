@@ -227,7 +227,7 @@ auth:
 		"alerts.webhooks[0].secret":                   "***",
 		"alerts.webhooks[0].url":                      "https://hooks.example/***",
 		"alerts.webhooks[1].url":                      "https://hooks.slack.example/***?***",
-		"alerts.webhooks[2].url":                      "https://bob:***@alerts.example/***",
+		"alerts.webhooks[2].url":                      "https://***@alerts.example/***",
 		`alerts.webhooks[2].headers["Authorization"]`: "***",
 		"alerts.webhooks[3].template":                 "***",
 		"auth.users[0].name":                          "ana",

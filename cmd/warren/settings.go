@@ -124,7 +124,13 @@ func maskSetting(key, value string) (string, bool) {
 	hidden := false
 	var b strings.Builder
 	b.WriteString(u.Scheme + "://")
-	if u.User != nil {
+	switch {
+	case u.User != nil && strings.HasPrefix(key, "alerts.webhooks["):
+		// As in the logs and the delivery log (alerts.RedactURL): a
+		// webhook's user name may be a token too.
+		b.WriteString(masked + "@")
+		hidden = true
+	case u.User != nil:
 		b.WriteString(u.User.Username())
 		if _, has := u.User.Password(); has {
 			b.WriteString(":" + masked)
