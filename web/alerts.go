@@ -123,15 +123,16 @@ func (s *Server) apiAckAlert(c echo.Context) error {
 		By   string `json:"by"`
 		Note string `json:"note"`
 	}
+	target := c.Param("id")
 	if err := decodeStrict(c, &in); err != nil {
-		return err
+		return s.rejectAction(c, auditAlertAck, target, err)
 	}
 	by, err := s.actingAs(c, "by", in.By)
 	if err != nil {
-		return jsonError(http.StatusBadRequest, "%s", err.Error())
+		return s.rejectAction(c, auditAlertAck, target, jsonError(http.StatusBadRequest, "%s", err.Error()))
 	}
 	if by == "" {
-		return jsonError(http.StatusBadRequest, "by: is required (who acknowledges)")
+		return s.rejectAction(c, auditAlertAck, target, jsonError(http.StatusBadRequest, "by: is required (who acknowledges)"))
 	}
 	ack := alerts.Ack{AlertID: c.Param("id"), By: by, Note: in.Note, At: time.Now().UTC().Truncate(time.Millisecond)}
 	if err := s.ackAlert(c, ack); err != nil {
@@ -159,16 +160,17 @@ func (s *Server) apiCreateSilence(c echo.Context) error {
 		Reason   string    `json:"reason"`
 	}
 	if err := decodeStrict(c, &in); err != nil {
-		return err
+		return s.rejectAction(c, auditSilenceCreate, "", err)
 	}
+	target := silenceTarget(alerts.Silence{Rule: in.Rule, Vhost: in.Vhost, Queue: in.Queue})
 	owner, err := s.actingAs(c, "owner", in.Owner)
 	if err != nil {
-		return jsonError(http.StatusBadRequest, "%s", err.Error())
+		return s.rejectAction(c, auditSilenceCreate, target, jsonError(http.StatusBadRequest, "%s", err.Error()))
 	}
 	sl, err := newSilence(silenceInput{Rule: in.Rule, Vhost: in.Vhost, Queue: in.Queue, EndsAt: in.EndsAt,
 		Duration: in.Duration, Owner: owner, Reason: in.Reason}, time.Now())
 	if err != nil {
-		return jsonError(http.StatusBadRequest, "%s", err.Error())
+		return s.rejectAction(c, auditSilenceCreate, target, jsonError(http.StatusBadRequest, "%s", err.Error()))
 	}
 	sl, err = s.createSilence(c, sl)
 	if err != nil {

@@ -79,6 +79,13 @@ func (s *Server) recordAction(c echo.Context, action, target, oldValue, newValue
 	}
 }
 
+// rejectAction audits an operator action refused before it reached what it
+// would change (a malformed body, an invalid value) and returns err.
+func (s *Server) rejectAction(c echo.Context, action, target string, err error) error {
+	s.recordAction(c, action, target, "", "", err)
+	return err
+}
+
 // auditOutcome classifies an action's result.
 func auditOutcome(err error) string {
 	var he *echo.HTTPError

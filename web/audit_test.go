@@ -112,6 +112,13 @@ func TestEveryOperatorActionIsAudited(t *testing.T) {
 		// abandoned tests audited as ok).
 		{"api webhook test not accepted", func() int { return api(http.MethodPost, "/api/webhooks/down/test", "") }, 502,
 			store.AuditEntry{Action: auditWebhookTest, Target: "down", Outcome: store.AuditFailed}},
+		// Refused before anything changed, and still on the record (a
+		// trial found these missing).
+		{"api silence too long", func() int {
+			return api(http.MethodPost, "/api/silences", `{"queue":"orders","duration":"100000h","reason":"r"}`)
+		}, 400, store.AuditEntry{Action: auditSilenceCreate, Target: "rule=* vhost=* queue=orders", Outcome: store.AuditRejected}},
+		{"api ack malformed", func() int { return api(http.MethodPost, "/api/alerts/alert-1/ack", `{"by":`) }, 400,
+			store.AuditEntry{Action: auditAlertAck, Target: "alert-1", Outcome: store.AuditRejected}},
 		{"api webhook test unknown", func() int { return api(http.MethodPost, "/api/webhooks/nope/test", "") }, 404,
 			store.AuditEntry{Action: auditWebhookTest, Target: "nope", Outcome: store.AuditRejected}},
 	}
