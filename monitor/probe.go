@@ -57,6 +57,7 @@ type prober struct {
 	cfg    ProbeConfig
 	base   *url.URL
 	logger *slog.Logger
+	pinned map[QueueRef]bool // cfg.Pinned as a set
 
 	mu       sync.Mutex // one probe round at a time
 	conns    map[string]*probeConn
@@ -81,8 +82,13 @@ func newProber(cfg ProbeConfig, logger *slog.Logger) (*prober, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 2 * time.Second
 	}
+	pinned := make(map[QueueRef]bool, len(cfg.Pinned))
+	for _, r := range cfg.Pinned {
+		pinned[r] = true
+	}
 	return &prober{
 		cfg:    cfg,
+		pinned: pinned,
 		base:   u,
 		logger: logger,
 		conns:  map[string]*probeConn{},
@@ -107,13 +113,9 @@ func (p *prober) choose(qs []QueueSample, th Thresholds) []int {
 		seen[i] = true
 		picked = append(picked, i)
 	}
-	if len(p.cfg.Pinned) > 0 {
-		pinned := make(map[QueueRef]bool, len(p.cfg.Pinned))
-		for _, r := range p.cfg.Pinned {
-			pinned[r] = true
-		}
+	if len(p.pinned) > 0 {
 		for i, q := range qs {
-			if len(picked) < limit && (pinned[QueueRef{q.Vhost, q.Name}] || pinned[QueueRef{"", q.Name}]) && usable(i) {
+			if len(picked) < limit && (p.pinned[QueueRef{q.Vhost, q.Name}] || p.pinned[QueueRef{"", q.Name}]) && usable(i) {
 				take(i)
 			}
 		}

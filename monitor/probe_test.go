@@ -121,7 +121,7 @@ func TestProbeChoose(t *testing.T) {
 		qs = append(qs, QueueSample{Vhost: "/", Name: fmt.Sprintf("q%d", i), Ready: i64(int64(i)), Unacked: i64(0)})
 	}
 	qs[3].Unacked = nil // no total known: never probed
-	pr := &prober{cfg: ProbeConfig{MaxQueues: 4, Pinned: []QueueRef{{"/", "q1"}}}, failed: map[QueueRef]bool{}}
+	pr := &prober{cfg: ProbeConfig{MaxQueues: 4}, pinned: map[QueueRef]bool{{"/", "q1"}: true}, failed: map[QueueRef]bool{}}
 	th := Thresholds{Default: Level{Warning: 100, Critical: 200}, Queues: map[string]Level{"q2": {Warning: 1, Critical: 2}}}
 	got := pr.choose(qs, th)
 	// q1 pinned; of the 3 left, 1 goes to the nearest (q2: 2/1), 2 round-robin from 0.

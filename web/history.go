@@ -236,11 +236,7 @@ func (s *Server) consumerCharts(ctx context.Context, name string, r chartRange) 
 // queueChartsFragment is GET /queues/{vhost}/{name}/charts?range=R: the
 // charts panel alone, for the range links and its own refresh.
 func (s *Server) queueChartsFragment(c echo.Context) error {
-	vhost, err := pathParam(c, "vhost")
-	if err != nil {
-		return err
-	}
-	name, err := pathParam(c, "name")
+	vhost, name, err := queueParams(c)
 	if err != nil {
 		return err
 	}

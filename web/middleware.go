@@ -267,6 +267,15 @@ func pathParam(c echo.Context, name string) (string, error) {
 	return u, nil
 }
 
+// queueParams reads the {vhost} and {name} of a queue route.
+func queueParams(c echo.Context) (vhost, name string, err error) {
+	if vhost, err = pathParam(c, "vhost"); err != nil {
+		return "", "", err
+	}
+	name, err = pathParam(c, "name")
+	return vhost, name, err
+}
+
 // URLs of pages and controls. Every name segment is path-escaped on its own:
 // queue names may contain '/', '?', '#', spaces, markup, any UTF-8.
 func queueHref(vhost, name string) string {

@@ -79,16 +79,7 @@ type attentionRow struct {
 }
 
 // meta is the summary next to the worst-queues title.
-func (v overviewView) meta() string {
-	switch v.Poll.State {
-	case pollFailed:
-		return "depths unknown · poll failed " + v.Poll.PolledAt
-	case pollPending:
-		return "waiting for the first poll"
-	default:
-		return groupDigits(int64(v.QueueCount)) + " queues · polled " + v.Poll.PolledAt
-	}
-}
+func (v overviewView) meta() string { return v.Poll.queuesMeta(v.QueueCount) }
 
 // statusLine counts the queues that are not ok, e.g. "2 critical · 5 warning".
 func (v overviewView) statusLine() string {

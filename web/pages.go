@@ -34,18 +34,9 @@ func (s *Server) respond(c echo.Context, code int, title string, fragment, full 
 	return render(c, code, page(s.pageView(c, title), full))
 }
 
-// dashboard is GET /: the overview (web/overview.go).
-func (s *Server) dashboard(c echo.Context) error {
-	return s.overview(c)
-}
-
 // queuePage is GET /queues/{vhost}/{name}: one queue.
 func (s *Server) queuePage(c echo.Context) error {
-	vhost, err := pathParam(c, "vhost")
-	if err != nil {
-		return err
-	}
-	name, err := pathParam(c, "name")
+	vhost, name, err := queueParams(c)
 	if err != nil {
 		return err
 	}

@@ -127,11 +127,7 @@ func (s *Server) apiQueues(c echo.Context) error {
 
 // apiQueue is GET /api/queues/{vhost}/{name}: one queue of the last poll.
 func (s *Server) apiQueue(c echo.Context) error {
-	vhost, err := pathParam(c, "vhost")
-	if err != nil {
-		return err
-	}
-	name, err := pathParam(c, "name")
+	vhost, name, err := queueParams(c)
 	if err != nil {
 		return err
 	}
@@ -638,16 +634,7 @@ type pageLink struct {
 
 // meta is the summary next to the panel title; never a count of queues
 // when the poll failed or has not happened.
-func (v queuesView) meta() string {
-	switch v.Poll.State {
-	case pollFailed:
-		return "depths unknown · poll failed " + v.Poll.PolledAt
-	case pollPending:
-		return "waiting for the first poll"
-	default:
-		return groupDigits(int64(v.Total)) + " queues · polled " + v.Poll.PolledAt
-	}
-}
+func (v queuesView) meta() string { return v.Poll.queuesMeta(v.Total) }
 
 // inPanel is the list as part of the whole panel: the parts the list
 // alone would carry out of band are in the panel already.

@@ -58,7 +58,7 @@ func (s *Server) routes() *echo.Echo {
 	e.Use(s.csrf())
 
 	// Pages and their refresh fragments.
-	e.GET("/", s.dashboard)
+	e.GET("/", s.overview)
 	e.GET("/queues", s.queuesPage)
 	e.GET("/queues/:vhost/:name", s.queuePage)
 	e.GET("/queues/:vhost/:name/charts", s.queueChartsFragment)

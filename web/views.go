@@ -85,6 +85,19 @@ func newPollView(s monitor.Snapshot) pollView {
 	return v
 }
 
+// queuesMeta is the summary next to a queue panel's title: a count of
+// queues only when a poll produced one.
+func (v pollView) queuesMeta(queues int) string {
+	switch v.State {
+	case pollFailed:
+		return "depths unknown · poll failed " + v.PolledAt
+	case pollPending:
+		return "waiting for the first poll"
+	default:
+		return groupDigits(int64(queues)) + " queues · polled " + v.PolledAt
+	}
+}
+
 // unknownText explains why depths are unknown after a failed poll.
 func (v pollView) unknownText(what string) string {
 	msg := what + " unknown: the last poll of the management API failed"
